@@ -1,0 +1,126 @@
+"""Validation of user inputs: tensors, targets, sparsity. Messages name the problem and the fix."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from pathwaygrad.errors import UserError
+
+TargetLike = int | Sequence[int] | torch.Tensor | None
+
+
+def check_inputs(inputs) -> torch.Tensor:
+    """A floating tensor with a batch dimension and only finite values."""
+    if isinstance(inputs, tuple | list):
+        raise UserError(
+            "inputs must be one tensor of shape (batch, ...); tuple inputs are not supported"
+        )
+    if not isinstance(inputs, torch.Tensor):
+        raise UserError(f"inputs must be a torch.Tensor of shape (batch, ...), got {type(inputs)}")
+    if not inputs.is_floating_point():
+        raise UserError(
+            f"inputs must be a floating-point tensor, got dtype {inputs.dtype}; "
+            "convert with inputs.float()"
+        )
+    if inputs.ndim < 2 or inputs.shape[0] == 0:
+        raise UserError(
+            f"inputs must have a non-empty batch dimension first, got shape {tuple(inputs.shape)}; "
+            "for one example use inputs.unsqueeze(0)"
+        )
+    if not torch.isfinite(inputs).all():
+        raise UserError("inputs contain NaN or infinite values; clean or re-normalise them first")
+    return inputs
+
+
+def check_sparsity(sparsity) -> float:
+    """Sparsity is the percent of neurons pruned: 0 <= s < 100."""
+    try:
+        s = float(sparsity)
+    except (TypeError, ValueError):
+        raise UserError(
+            f"sparsity must be a number of percent pruned in [0, 100) or 'adaptive', got {sparsity!r}"
+        ) from None
+    if not (0.0 <= s < 100.0) or math.isnan(s):
+        raise UserError(
+            f"sparsity must be in [0, 100) (percent of neurons pruned), got {sparsity}; "
+            "e.g. 90 keeps the top 10 %"
+        )
+    return s
+
+
+def check_logits(logits) -> torch.Tensor:
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits)
+        raise UserError(
+            f"the model must return logits of shape (batch, classes), got {shape}; "
+            "wrap the model so that it does"
+        )
+    return logits
+
+
+def resolve_targets(target: TargetLike, logits: torch.Tensor) -> torch.Tensor:
+    """Turn ``target`` into a long tensor (batch,) of class indices, validated against ``logits``.
+
+    ``None`` means each example's predicted class (argmax of the logits).
+    """
+    check_logits(logits)
+    batch, classes = logits.shape
+    if target is None:
+        return logits.detach().argmax(dim=1)
+    if isinstance(target, bool):
+        raise UserError(f"target must be a class index, got {target!r}")
+    if isinstance(target, int):
+        t = torch.full((batch,), target, dtype=torch.long, device=logits.device)
+    else:
+        if isinstance(target, torch.Tensor):
+            t = target.detach().to(logits.device)
+        else:
+            try:
+                t = torch.as_tensor(list(target), device=logits.device)
+            except (TypeError, ValueError):
+                raise UserError(
+                    f"target must be None, an int, or one class index per example; got {target!r}"
+                ) from None
+        if t.is_floating_point() or t.dtype == torch.bool:
+            raise UserError(f"target must hold integer class indices, got dtype {t.dtype}")
+        t = t.long()
+        if t.ndim == 0:
+            t = t.expand(batch).clone()
+        elif t.ndim != 1 or t.shape[0] != batch:
+            raise UserError(
+                f"target must have one entry per example: got shape {tuple(t.shape)} "
+                f"for a batch of {batch}"
+            )
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= classes):
+        raise UserError(
+            f"target out of range: the model has {classes} classes (0..{classes - 1}), "
+            f"got {sorted(set(t.tolist()))}"
+        )
+    return t
+
+
+def forward_args(additional_forward_args) -> tuple:
+    if additional_forward_args is None:
+        return ()
+    if isinstance(additional_forward_args, tuple):
+        return additional_forward_args
+    return (additional_forward_args,)
+
+
+def run_model(runner, inputs, transform=None, extra=(), names=False):
+    """Forward through ``runner``; a failing forward becomes an error that names the input shape."""
+    from pathwaygrad.errors import NoActivationError
+
+    try:
+        out, site_names, kinds = runner.forward(inputs, transform, extra, names=names)
+    except (NoActivationError, UserError):
+        raise
+    except RuntimeError as exc:
+        raise UserError(
+            f"the model failed on inputs of shape {tuple(inputs.shape)} and dtype "
+            f"{inputs.dtype}: {exc}. Check the input shape, channels and device the model expects."
+        ) from exc
+    return check_logits(out), site_names, kinds

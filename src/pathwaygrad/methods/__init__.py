@@ -1,0 +1,27 @@
+"""Step 2 of the pipeline: score neurons (or select them directly), one module per method.
+
+=================  =====================  =================================================
+name               paper's name           what it computes
+=================  =====================  =================================================
+``neuron_mct``     NeuronMCT              |a * dy/da| (first-order Taylor), one pass
+``neuron_intgrad`` NeuronIntGrad          per-call integrated gradients, uniform alpha grid
+``greedy``         Greedy (pathological)  iterative Taylor pruning that keeps zero scores
+``random``         Random                 a random p % of each call pruned
+``dgr``            DGR / CDRP             learned gates (pruning objective)
+``dead``           dead path              neurons whose activation is <= 0 (analysis only)
+=================  =====================  =================================================
+"""
+
+from __future__ import annotations
+
+PATHWAY_METHODS = ("neuron_mct", "neuron_intgrad", "greedy", "random", "dgr", "dead")
+
+# Options each method accepts (besides sparsity / threshold / activations).
+METHOD_OPTIONS = {
+    "neuron_mct": (),
+    "neuron_intgrad": ("steps", "internal_batch_size", "progress"),
+    "greedy": ("step",),
+    "random": ("seed",),
+    "dgr": ("init", "lam", "lr", "momentum", "iterations", "seed", "max_restarts", "progress"),
+    "dead": (),
+}

@@ -1,0 +1,190 @@
+"""Step 3 of the pipeline: select a critical pathway for each example.
+
+:func:`select_pathway` runs step 1 (find the activation calls), step 2 (score the neurons with the
+chosen method) and thresholds the scores into a :class:`~pathwaygrad.Pathway`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from pathwaygrad._guard import preserved
+from pathwaygrad._inputs import check_inputs, check_sparsity, forward_args, run_model
+from pathwaygrad.errors import UserError
+from pathwaygrad.methods import METHOD_OPTIONS, PATHWAY_METHODS
+from pathwaygrad.methods._probe import apply_mask, probe, target_outputs
+from pathwaygrad.pathway import Pathway
+from pathwaygrad.sites import ActivationRunner
+from pathwaygrad.thresholds import THRESHOLDS, threshold_masks
+
+DEFAULT_CANDIDATES = (99.0, 98.0, 95.0, 90.0, 85.0, 80.0, 70.0, 50.0, 0.0)
+
+
+def select_pathway(
+    model,
+    inputs: torch.Tensor,
+    target=None,
+    method: str = "neuron_mct",
+    sparsity: float | str = 90.0,
+    *,
+    activations: str | Sequence[str] = ("relu",),
+    threshold: str | None = None,
+    additional_forward_args=None,
+    tolerance: float = 0.05,
+    candidates: Sequence[float] = DEFAULT_CANDIDATES,
+    **options,
+) -> Pathway:
+    """Select the critical pathway of each example (Khakzar et al., CVPR 2021).
+
+    Args:
+        model: an ``nn.Module`` (or callable) mapping inputs (B, ...) to logits (B, K).
+        inputs: (B, ...) float tensor on the model's device.
+        target: None (each example's predicted class), an int, or one class per example.
+        method: one of ``PATHWAY_METHODS`` (see :mod:`pathwaygrad.methods`).
+        sparsity: percent of neurons pruned, 0 <= s < 100, with one global threshold per
+            example; or ``"adaptive"``: per example the sparsest of ``candidates`` whose pathway
+            keeps the target logit within ``tolerance`` (relative) of the full network's.
+            Ignored by ``"dead"``; for ``"greedy"`` the last percentile of its schedule.
+        activations: kinds of activation calls that hold neurons (``"relu"``, ``"gelu"``, ...).
+        threshold: ``"global"`` (paper) or ``"per_layer"``; ``"random"`` defaults to per layer.
+        additional_forward_args: extra arguments passed to ``model`` after the inputs.
+        **options: method options, e.g. ``steps``, ``internal_batch_size`` (NeuronIntGrad),
+            ``seed`` (Random, DGR), ``init``, ``lam``, ``lr``, ``iterations`` (DGR), ``step``
+            (Greedy).
+
+    Returns:
+        a :class:`~pathwaygrad.Pathway` (masks per activation call, real sparsity per example).
+
+    The model is left exactly as it was (weights, buffers, modes, ``requires_grad``, no hooks).
+    """
+    if method not in PATHWAY_METHODS:
+        raise UserError(f"unknown pathway method {method!r}; choose from {list(PATHWAY_METHODS)}")
+    unknown = set(options) - set(METHOD_OPTIONS[method])
+    if unknown:
+        raise UserError(
+            f"method {method!r} takes no option(s) {sorted(unknown)}; "
+            f"its options are {list(METHOD_OPTIONS[method]) or 'none'}"
+        )
+    adaptive = isinstance(sparsity, str)
+    if adaptive:
+        if sparsity != "adaptive":
+            raise UserError(
+                f"sparsity must be a number in [0, 100) or 'adaptive', got {sparsity!r}"
+            )
+        cands = sorted((check_sparsity(c) for c in candidates), reverse=True)
+        if not cands:
+            raise UserError("candidates must list at least one sparsity")
+        if not tolerance >= 0:
+            raise UserError(
+                f"tolerance must be >= 0 (relative change of the logit), got {tolerance}"
+            )
+        level = cands[0]
+    else:
+        level = check_sparsity(sparsity)
+    if threshold is None:
+        threshold = "per_layer" if method == "random" else "global"
+    if threshold not in THRESHOLDS:
+        raise UserError(f"threshold must be one of {list(THRESHOLDS)}, got {threshold!r}")
+    inputs = check_inputs(inputs)
+    extra = forward_args(additional_forward_args)
+    runner = ActivationRunner(model, activations)
+
+    with preserved(model):
+        need_grad = method in ("neuron_mct", "greedy")
+        first = probe(runner, inputs, target, extra, grad=need_grad)
+        if method in ("greedy", "dead"):
+            if adaptive:
+                raise UserError(
+                    f"method {method!r} selects its own neurons: adaptive sparsity does not apply"
+                )
+            masks = _direct_masks(method, runner, inputs, first, extra, level, options)
+            requested = torch.full((inputs.shape[0],), level)
+        else:
+            scores = _scores(method, runner, inputs, first, extra, options)
+            if adaptive:
+                masks, requested, kept_logits = _adaptive(
+                    runner, inputs, first, extra, scores, threshold, cands, tolerance
+                )
+            else:
+                masks = threshold_masks(scores, level, threshold)
+                requested = torch.full((inputs.shape[0],), level)
+            del scores
+    pathway = Pathway(
+        masks=masks,
+        sites=first.names,
+        targets=first.targets,
+        method=method,
+        requested_sparsity=requested,
+        activations=runner.activations,
+        full_logits=target_outputs(first.logits, first.targets),
+    )
+    if adaptive:
+        pathway.info["pathway_logits"] = kept_logits
+    return pathway
+
+
+def _scores(method, runner, inputs, first, extra, options):
+    if method == "neuron_mct":
+        from pathwaygrad.methods.neuron_mct import neuron_mct_scores
+
+        return neuron_mct_scores(first)
+    if method == "neuron_intgrad":
+        from pathwaygrad.methods.neuron_intgrad import neuron_intgrad_scores
+
+        return neuron_intgrad_scores(runner, inputs, first, extra, **options)
+    if method == "random":
+        from pathwaygrad.methods.random import random_scores
+
+        return random_scores([a.shape for a in first.acts], device=inputs.device, **options)
+    if method == "dgr":
+        from pathwaygrad.methods.dgr import dgr_scores
+
+        return dgr_scores(runner, inputs, first, extra, **options)
+    raise AssertionError(method)
+
+
+def _direct_masks(method, runner, inputs, first, extra, level, options):
+    if method == "dead":
+        from pathwaygrad.methods.dead import dead_masks
+
+        return dead_masks(first)
+    from pathwaygrad.methods.greedy import greedy_masks
+
+    return greedy_masks(runner, inputs, first, extra, sparsity=level, **options)
+
+
+def masked_target_logits(runner, inputs, masks, targets, extra=()) -> torch.Tensor:
+    """Target logit (B,) of the network restricted to ``masks``."""
+    with torch.no_grad():
+        logits, _, _ = run_model(runner, inputs, lambda i, k, out: apply_mask(i, out, masks), extra)
+    return target_outputs(logits, targets)
+
+
+def _adaptive(runner, inputs, first, extra, scores, threshold, cands, tolerance):
+    """Per example, the sparsest candidate whose pathway keeps the target logit within tolerance."""
+    full = target_outputs(first.logits, first.targets)
+    batch = inputs.shape[0]
+    chosen = [None] * len(scores)
+    requested = torch.full((batch,), float("nan"))
+    kept_logits = torch.full((batch,), float("nan"), dtype=full.dtype, device=full.device)
+    todo = torch.ones(batch, dtype=torch.bool, device=full.device)
+    for i, level in enumerate(cands):
+        masks = threshold_masks(scores, level, threshold)
+        logit = masked_target_logits(runner, inputs, masks, first.targets, extra)
+        ok = (logit - full).abs() <= tolerance * full.abs()
+        take = todo & (ok | torch.tensor(i == len(cands) - 1, device=full.device))
+        if take.any():
+            for c, m in enumerate(masks):
+                chosen[c] = (
+                    m.clone()
+                    if chosen[c] is None
+                    else torch.where(take.view(-1, *([1] * (m.ndim - 1))), m, chosen[c])
+                )
+            requested[take.cpu()] = level
+            kept_logits = torch.where(take, logit, kept_logits)
+            todo &= ~take
+        if not todo.any():
+            break
+    return chosen, requested, kept_logits
