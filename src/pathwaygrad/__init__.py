@@ -17,7 +17,7 @@ from pathwaygrad.attribution.explain import explain
 from pathwaygrad.attribution.pathway_gradient import PathwayGradient, pathway_gradient
 from pathwaygrad.methods import PATHWAY_METHODS
 from pathwaygrad.pathway import Pathway
-from pathwaygrad.selection import select_pathway
+from pathwaygrad.selection import NeuronScores, score_neurons, select_pathway
 from pathwaygrad.sites import ACTIVATION_KINDS, Site, activation_sites
 from pathwaygrad.visualization import reduce_channels
 
@@ -27,6 +27,7 @@ __all__ = [
     "ACTIVATION_KINDS",
     "BASELINE_METHODS",
     "PATHWAY_METHODS",
+    "NeuronScores",
     "Pathway",
     "PathwayGradient",
     "Site",
@@ -35,6 +36,7 @@ __all__ = [
     "explain",
     "pathway_gradient",
     "reduce_channels",
+    "score_neurons",
     "select_pathway",
     "__version__",
 ]

@@ -7,6 +7,7 @@ chosen method) and thresholds the scores into a :class:`~pathwaygrad.Pathway`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -92,8 +93,7 @@ def select_pathway(
     runner = ActivationRunner(model, activations)
 
     with preserved(model):
-        need_grad = method in ("neuron_mct", "greedy")
-        first = probe(runner, inputs, target, extra, grad=need_grad)
+        first = probe(runner, inputs, target, extra, grad=method in ("neuron_mct", "greedy"))
         if method in ("greedy", "dead"):
             if adaptive:
                 raise UserError(
@@ -123,6 +123,54 @@ def select_pathway(
     if adaptive:
         pathway.info["pathway_logits"] = kept_logits
     return pathway
+
+
+class NeuronScores(NamedTuple):
+    """Scores of every neuron: one tensor per activation call (B, ...), with site names."""
+
+    scores: list[torch.Tensor]
+    sites: list[str]
+    targets: torch.Tensor
+    logits: torch.Tensor
+
+
+SCORING_METHODS = ("neuron_mct", "neuron_intgrad", "random", "dgr")
+
+
+def score_neurons(
+    model,
+    inputs: torch.Tensor,
+    target=None,
+    method: str = "neuron_mct",
+    *,
+    activations: str | Sequence[str] = ("relu",),
+    additional_forward_args=None,
+    **options,
+) -> NeuronScores:
+    """Score every neuron (step 2) without thresholding.
+
+    ``method`` is one of ``"neuron_mct"`` (|a dy/da|), ``"neuron_intgrad"``, ``"random"`` or
+    ``"dgr"`` (gate values). Returns :class:`NeuronScores`: ``scores[i]`` is shaped like call i's
+    output (B, ...); ``logits`` (B, K) are the full network's.
+    """
+    if method not in SCORING_METHODS:
+        raise UserError(
+            f"score_neurons takes one of {list(SCORING_METHODS)}, got {method!r} "
+            "(greedy and dead select masks directly: use select_pathway)"
+        )
+    unknown = set(options) - set(METHOD_OPTIONS[method])
+    if unknown:
+        raise UserError(
+            f"method {method!r} takes no option(s) {sorted(unknown)}; "
+            f"its options are {list(METHOD_OPTIONS[method]) or 'none'}"
+        )
+    inputs = check_inputs(inputs)
+    extra = forward_args(additional_forward_args)
+    runner = ActivationRunner(model, activations)
+    with preserved(model):
+        first = probe(runner, inputs, target, extra, grad=method == "neuron_mct")
+        scores = _scores(method, runner, inputs, first, extra, options)
+    return NeuronScores(scores, first.names, first.targets, first.logits)
 
 
 def _scores(method, runner, inputs, first, extra, options):

@@ -171,7 +171,7 @@ def baseline_attribution(
             return LayerAttribution.interpolate(cam, tuple(x.shape[2:]), "bilinear")
         # smoothgrad
         seed = options.get("seed", 0)
-        stdev = float(options.get("stdevs", 0.15)) * float(x.max() - x.min())
+        stdev = float(options.get("stdevs", 0.15)) * float(inputs.max() - inputs.min())
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
         try:
