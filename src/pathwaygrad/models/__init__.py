@@ -1,0 +1,62 @@
+"""Models: CIFAR ResNet-20/32/44/56 (pretrained weights load), ResNet-8, a small VGG, a registry.
+
+All built-in models take (B, 3, 32, 32) RGB normalised with ImageNet mean/std (see
+:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`) and return (B, num_classes) logits.
+"""
+
+from pathwaygrad.models.cifar_resnet import (
+    CIFAR_RESNET_DEPTHS,
+    CifarResNet,
+    resnet20,
+    resnet32,
+    resnet44,
+    resnet56,
+)
+from pathwaygrad.models.registry import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MODELS,
+    ModelInfo,
+    Normalize,
+    build_model,
+    load_model,
+    model_info,
+)
+from pathwaygrad.models.resnet8 import ResNet8, resnet8
+from pathwaygrad.models.vgg import SmallVGG, vgg_small
+from pathwaygrad.models.weights import load_weights, read_state_dict
+
+__all__ = [
+    "CIFAR_RESNET_DEPTHS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "MODELS",
+    "CifarResNet",
+    "ModelInfo",
+    "Normalize",
+    "ResNet8",
+    "SmallVGG",
+    "build_model",
+    "load_cifar_resnet",
+    "load_model",
+    "load_weights",
+    "model_info",
+    "read_state_dict",
+    "resnet8",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "vgg_small",
+]
+
+
+def load_cifar_resnet(depth: int, weights=None, num_classes: int = 10) -> CifarResNet:
+    """CIFAR ResNet of ``depth`` (20, 32, 44 or 56) with ``weights`` (a path) loaded; eval mode.
+
+    The pretrained files of ``../shared/models/cifar10-resnet`` load directly (``module.`` stripped).
+    """
+    model = CifarResNet(depth, num_classes)
+    if weights is not None:
+        load_weights(model, weights, name=f"resnet{depth}")
+    return model.eval()

@@ -1,0 +1,218 @@
+"""Model registry: names -> constructors, with each model's expected input preprocessing.
+
+``build_model(name)`` builds one of our models; ``load_model(spec, weights)`` also accepts
+``package.module:factory`` (any importable callable returning an ``nn.Module``) and
+``torchvision:NAME`` / ``timm:NAME`` (or a bare torchvision/timm name) when those packages are
+installed. Nothing is downloaded: weights come from a path the user gives.
+
+Every model here expects RGB in [0, 1] normalised per channel: ``x_norm = (x - mean) / std`` with
+the ``mean``/``std`` of its :class:`ModelInfo` (ImageNet statistics for all built-in CIFAR models,
+as the pretrained CIFAR ResNets were trained with them).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from pathwaygrad.errors import UserError
+from pathwaygrad.models.cifar_resnet import resnet20, resnet32, resnet44, resnet56
+from pathwaygrad.models.resnet8 import resnet8
+from pathwaygrad.models.vgg import vgg_small
+from pathwaygrad.models.weights import load_weights
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "MODELS",
+    "ModelInfo",
+    "Normalize",
+    "build_model",
+    "load_model",
+    "model_info",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model needs: its constructor, input size (pixels, square) and normalisation."""
+
+    factory: Callable[..., nn.Module]
+    input_size: int | None = 32
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+MODELS: dict[str, ModelInfo] = {
+    "resnet8": ModelInfo(resnet8, description="ResNet-8 of the paper's ROAR setup (1.2 M params)"),
+    "resnet20": ModelInfo(resnet20, description="CIFAR ResNet-20, option-A shortcuts, F.relu"),
+    "resnet32": ModelInfo(resnet32, description="CIFAR ResNet-32"),
+    "resnet44": ModelInfo(resnet44, description="CIFAR ResNet-44"),
+    "resnet56": ModelInfo(resnet56, description="CIFAR ResNet-56"),
+    "vgg_small": ModelInfo(vgg_small, description="small VGG-style CIFAR net (0.29 M params)"),
+}
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel; put in front of a model to feed it [0, 1] images."""
+
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def _unknown(name: str) -> UserError:
+    return UserError(
+        f"unknown model {name!r}: use one of {', '.join(MODELS)}, 'package.module:factory', "
+        "or 'torchvision:NAME' / 'timm:NAME' (needs that package installed)"
+    )
+
+
+def build_model(
+    name: str, num_classes: int = 10, weights: str | os.PathLike | None = None
+) -> nn.Module:
+    """Build our model ``name`` (see :data:`MODELS`); load ``weights`` when given. Eval mode."""
+    key = name.lower().replace("-", "")
+    if key not in MODELS:
+        raise _unknown(name)
+    model = MODELS[key].factory(num_classes=num_classes)
+    if weights is not None:
+        load_weights(model, weights, name=name)
+    return model.eval()
+
+
+def model_info(spec: str) -> ModelInfo:
+    """The :class:`ModelInfo` for ``spec``: ours by name, ImageNet defaults for anything else."""
+    key = spec.lower().replace("-", "")
+    if key in MODELS:
+        return MODELS[key]
+    return ModelInfo(factory=lambda **_: None, input_size=None, description=spec)
+
+
+# torchvision's compiled ops do not load beside the CPU build of torch; defining the two operator
+# schemas it registers at import time lets the pure-Python parts (models, transforms) import.
+_TV_LIBRARY = None
+
+
+def _import_torchvision_models():
+    global _TV_LIBRARY
+    if importlib.util.find_spec("torchvision") is None:
+        raise UserError("torchvision is not installed: pip install -c constraints.txt torchvision")
+    try:
+        torch.ops.torchvision.nms  # noqa: B018
+    except (AttributeError, RuntimeError):
+        if _TV_LIBRARY is None:
+            _TV_LIBRARY = torch.library.Library("torchvision", "DEF")
+            for op in ("nms", "qnms"):
+                _TV_LIBRARY.define(
+                    f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
+                )
+    return importlib.import_module("torchvision.models")
+
+
+def _from_torchvision(name: str, num_classes: int | None) -> nn.Module:
+    tvm = _import_torchvision_models()
+    try:
+        kwargs = {"weights": None}
+        if num_classes is not None:
+            kwargs["num_classes"] = num_classes
+        return tvm.get_model(name, **kwargs)
+    except ValueError as exc:
+        raise UserError(f"torchvision has no model {name!r}") from exc
+
+
+def _from_timm(name: str, num_classes: int | None) -> nn.Module:
+    if importlib.util.find_spec("timm") is None:
+        raise UserError("timm is not installed: pip install -c constraints.txt timm")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    timm = importlib.import_module("timm")
+    if not timm.is_model(name):
+        raise UserError(f"timm has no model {name!r}")
+    kwargs = {"pretrained": False}
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    return timm.create_model(name, **kwargs)
+
+
+def _from_factory(spec: str, num_classes: int | None) -> nn.Module:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UserError(f"cannot import module {module_name!r} of model {spec!r}: {exc}") from exc
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise UserError(f"module {module_name!r} has no attribute {attr!r}")
+    if not callable(factory):
+        raise UserError(f"{spec!r} is not callable")
+    model = factory() if num_classes is None else _call_with_classes(factory, num_classes)
+    if not isinstance(model, nn.Module):
+        raise UserError(f"{spec!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _call_with_classes(factory, num_classes: int):
+    try:
+        return factory(num_classes=num_classes)
+    except TypeError:
+        return factory()
+
+
+def load_model(
+    spec: str,
+    weights: str | os.PathLike | None = None,
+    *,
+    num_classes: int | None = None,
+) -> nn.Module:
+    """Build the model named by ``spec`` and load ``weights``; return it in eval mode.
+
+    ``spec``: one of :data:`MODELS`; ``package.module:factory`` (called with ``num_classes=`` when
+    given and accepted, else without arguments); ``torchvision:NAME`` or ``timm:NAME``; or a bare
+    name that torchvision or timm knows. ``num_classes`` None means the model's default (10 for
+    ours).
+    """
+    if not spec:
+        raise UserError("no model given")
+    key = spec.lower().replace("-", "")
+    if key in MODELS:
+        return build_model(key, 10 if num_classes is None else num_classes, weights)
+    source, sep, rest = spec.partition(":")
+    if sep and source == "torchvision":
+        model = _from_torchvision(rest, num_classes)
+    elif sep and source == "timm":
+        model = _from_timm(rest, num_classes)
+    elif sep:
+        model = _from_factory(spec, num_classes)
+    elif importlib.util.find_spec("torchvision") is not None and spec in _tv_names():
+        model = _from_torchvision(spec, num_classes)
+    elif importlib.util.find_spec("timm") is not None:
+        try:
+            model = _from_timm(spec, num_classes)
+        except UserError:
+            raise _unknown(spec) from None
+    else:
+        raise _unknown(spec)
+    if weights is not None:
+        load_weights(model, weights, name=spec)
+    return model.eval()
+
+
+def _tv_names() -> list[str]:
+    return list(_import_torchvision_models().list_models())
