@@ -34,6 +34,7 @@ def select_pathway(
     threshold: str | None = None,
     additional_forward_args=None,
     tolerance: float = 0.05,
+    criterion: str = "logit",
     candidates: Sequence[float] = DEFAULT_CANDIDATES,
     **options,
 ) -> Pathway:
@@ -46,7 +47,8 @@ def select_pathway(
         method: one of ``PATHWAY_METHODS`` (see :mod:`pathwaygrad.methods`).
         sparsity: percent of neurons pruned, 0 <= s < 100, with one global threshold per
             example; or ``"adaptive"``: per example the sparsest of ``candidates`` whose pathway
-            keeps the target logit within ``tolerance`` (relative) of the full network's.
+            keeps the target logit (``criterion="logit"``) or softmax probability
+            (``criterion="probability"``) within ``tolerance`` (relative) of the full network's.
             Ignored by ``"dead"``; for ``"greedy"`` the last percentile of its schedule.
         activations: kinds of activation calls that hold neurons (``"relu"``, ``"gelu"``, ...).
         threshold: ``"global"`` (paper) or ``"per_layer"``; ``"random"`` defaults to per layer.
@@ -77,6 +79,8 @@ def select_pathway(
         cands = sorted((check_sparsity(c) for c in candidates), reverse=True)
         if not cands:
             raise UserError("candidates must list at least one sparsity")
+        if criterion not in ("logit", "probability"):
+            raise UserError(f"criterion must be 'logit' or 'probability', got {criterion!r}")
         if not tolerance >= 0:
             raise UserError(
                 f"tolerance must be >= 0 (relative change of the logit), got {tolerance}"
@@ -105,7 +109,7 @@ def select_pathway(
             scores = _scores(method, runner, inputs, first, extra, options)
             if adaptive:
                 masks, requested, kept_logits = _adaptive(
-                    runner, inputs, first, extra, scores, threshold, cands, tolerance
+                    runner, inputs, first, extra, scores, threshold, cands, tolerance, criterion
                 )
             else:
                 masks = threshold_masks(scores, level, threshold)
@@ -203,16 +207,25 @@ def _direct_masks(method, runner, inputs, first, extra, level, options):
     return greedy_masks(runner, inputs, first, extra, sparsity=level, **options)
 
 
-def masked_target_logits(runner, inputs, masks, targets, extra=()) -> torch.Tensor:
-    """Target logit (B,) of the network restricted to ``masks``."""
+def masked_logits(runner, inputs, masks, extra=()) -> torch.Tensor:
+    """Logits (B, K) of the network restricted to ``masks`` (no gradient)."""
     with torch.no_grad():
         logits, _, _ = run_model(runner, inputs, lambda i, k, out: apply_mask(i, out, masks), extra)
-    return target_outputs(logits, targets)
+    return logits
 
 
-def _adaptive(runner, inputs, first, extra, scores, threshold, cands, tolerance):
-    """Per example, the sparsest candidate whose pathway keeps the target logit within tolerance."""
+def masked_target_logits(runner, inputs, masks, targets, extra=()) -> torch.Tensor:
+    """Target logit (B,) of the network restricted to ``masks``."""
+    return target_outputs(masked_logits(runner, inputs, masks, extra), targets)
+
+
+def _adaptive(runner, inputs, first, extra, scores, threshold, cands, tolerance, criterion):
+    """Per example, the sparsest candidate whose pathway keeps the target response within tolerance.
+
+    Returns masks, the chosen sparsity (B,) and the pathway's target logit (B,).
+    """
     full = target_outputs(first.logits, first.targets)
+    full_prob = target_outputs(torch.softmax(first.logits, dim=1), first.targets)
     batch = inputs.shape[0]
     chosen = [None] * len(scores)
     requested = torch.full((batch,), float("nan"))
@@ -220,8 +233,13 @@ def _adaptive(runner, inputs, first, extra, scores, threshold, cands, tolerance)
     todo = torch.ones(batch, dtype=torch.bool, device=full.device)
     for i, level in enumerate(cands):
         masks = threshold_masks(scores, level, threshold)
-        logit = masked_target_logits(runner, inputs, masks, first.targets, extra)
-        ok = (logit - full).abs() <= tolerance * full.abs()
+        all_logits = masked_logits(runner, inputs, masks, extra)
+        logit = target_outputs(all_logits, first.targets)
+        if criterion == "logit":
+            ok = (logit - full).abs() <= tolerance * full.abs()
+        else:
+            prob = target_outputs(torch.softmax(all_logits, dim=1), first.targets)
+            ok = (prob - full_prob).abs() <= tolerance * full_prob
         take = todo & (ok | torch.tensor(i == len(cands) - 1, device=full.device))
         if take.any():
             for c, m in enumerate(masks):

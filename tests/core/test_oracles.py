@@ -255,6 +255,20 @@ def test_adaptive_sparsity_keeps_logit_within_tolerance():
             assert abs(y - p.full_logits[b]) > tol * abs(p.full_logits[b])
 
 
+def test_adaptive_probability_criterion():
+    model, x = make("plain")
+    p = pg.select_pathway(
+        model, x, method="neuron_mct", sparsity="adaptive", tolerance=0.05, criterion="probability"
+    )
+    with torch.no_grad():
+        full = torch.softmax(model(x), 1).gather(1, p.targets[:, None]).squeeze(1)
+        kept = torch.softmax(model(x, gates=[m.float() for m in p.masks]), 1)
+        kept = kept.gather(1, p.targets[:, None]).squeeze(1)
+    ok = (kept - full).abs() <= 0.05 * full
+    assert (ok | (p.requested_sparsity == 0)).all()
+    assert (p.requested_sparsity > 0).any()
+
+
 def test_iou_self_complement_and_known_value():
     model, x = make("plain")
     p = pg.select_pathway(model, x, method="neuron_mct", sparsity=50)
