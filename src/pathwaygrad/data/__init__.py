@@ -19,6 +19,7 @@ from pathwaygrad.data.folder import list_image_folder, load_image_folder
 from pathwaygrad.data.images import (
     IMAGE_EXTENSIONS,
     SAMPLE_PHOTOS,
+    center_square,
     load_image,
     read_image_array,
     resize_array,
@@ -31,6 +32,7 @@ __all__ = [
     "SAMPLE_PHOTOS",
     "ArrayImageDataset",
     "cache_dir",
+    "center_square",
     "find_cifar10",
     "list_image_folder",
     "load_cifar10",

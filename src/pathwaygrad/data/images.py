@@ -14,6 +14,7 @@ from pathwaygrad.errors import UserError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "SAMPLE_PHOTOS",
+    "center_square",
     "load_image",
     "read_image_array",
     "resize_array",
@@ -65,26 +66,40 @@ def resize_array(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return out[:, :, None] if squeeze else out
 
 
+def center_square(image: np.ndarray) -> np.ndarray:
+    """The largest centred square of (H, W, C) ``image``."""
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return np.ascontiguousarray(image[top : top + side, left : left + side])
+
+
 def load_image(
     path: str | os.PathLike,
     size: int | tuple[int, int] | None = None,
     *,
     channels: int = 3,
-    strict_channels: bool = False,
+    convert: bool = True,
+    crop: bool = False,
 ) -> torch.Tensor:
     """Load an image file as float32 (C, H, W) in [0, 1], optionally resized to ``size``.
 
-    ``strict_channels``: refuse files whose channel count differs from ``channels`` (for example a
-    grey-scale file for an RGB model) instead of converting them.
+    ``convert`` False refuses files whose channel count differs from ``channels`` (for example a
+    grey-scale file for an RGB model; an alpha channel alone is dropped) instead of converting
+    them. ``crop`` takes the centred square before resizing (keeps the aspect ratio).
     """
-    if strict_channels:
+    if not convert:
         native = read_image_array(path, channels=None)
-        if native.shape[2] != channels and not (channels == 3 and native.shape[2] == 4):
+        have = native.shape[2]
+        if have != channels and not (channels == 3 and have == 4):
+            kind = {1: "grey-scale", 3: "RGB", 4: "RGBA"}.get(have, f"{have}-channel")
             raise UserError(
-                f"{path} has {native.shape[2]} channel(s) but the model takes {channels}; "
-                "convert the image or drop --strict-channels"
+                f"{path} is a {kind} image ({have} channel(s)) but the model takes {channels} "
+                "channel(s); convert it or pass --convert-channels"
             )
     arr = read_image_array(path, channels=channels)
+    if crop:
+        arr = center_square(arr)
     if size is not None:
         arr = resize_array(arr, size)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
@@ -99,10 +114,7 @@ def sample_photo(name: str, size: int | tuple[int, int] | None = None) -> torch.
 
     if name not in SAMPLE_PHOTOS:
         raise UserError(f"unknown sample photo {name!r}: use one of {', '.join(SAMPLE_PHOTOS)}")
-    arr = np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)[:, :, :3]
+    arr = np.ascontiguousarray(np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)[:, :, :3])
     if size is not None:
-        h, w = arr.shape[:2]
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        arr = resize_array(np.ascontiguousarray(arr[top : top + side, left : left + side]), size)
+        arr = resize_array(center_square(arr), size)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)

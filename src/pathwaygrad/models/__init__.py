@@ -23,7 +23,7 @@ from pathwaygrad.models.registry import (
     model_info,
 )
 from pathwaygrad.models.resnet8 import ResNet8, resnet8
-from pathwaygrad.models.vgg import SmallVGG, vgg_small
+from pathwaygrad.models.vgg import SmallVGG, vgg_small, vgg_tiny
 from pathwaygrad.models.weights import load_weights, read_state_dict
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "resnet44",
     "resnet56",
     "vgg_small",
+    "vgg_tiny",
 ]
 
 

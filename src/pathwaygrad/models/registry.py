@@ -24,7 +24,7 @@ from torch import nn
 from pathwaygrad.errors import UserError
 from pathwaygrad.models.cifar_resnet import resnet20, resnet32, resnet44, resnet56
 from pathwaygrad.models.resnet8 import resnet8
-from pathwaygrad.models.vgg import vgg_small
+from pathwaygrad.models.vgg import vgg_small, vgg_tiny
 from pathwaygrad.models.weights import load_weights
 
 __all__ = [
@@ -61,6 +61,9 @@ MODELS: dict[str, ModelInfo] = {
     "resnet44": ModelInfo(resnet44, description="CIFAR ResNet-44"),
     "resnet56": ModelInfo(resnet56, description="CIFAR ResNet-56"),
     "vgg_small": ModelInfo(vgg_small, description="small VGG-style CIFAR net (0.29 M params)"),
+    "vgg_tiny": ModelInfo(
+        vgg_tiny, description="tiny VGG-style CIFAR net (72 k params), the demo's"
+    ),
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["SmallVGG", "vgg_small"]
+__all__ = ["SmallVGG", "vgg_small", "vgg_tiny"]
 
 
 class SmallVGG(nn.Module):
@@ -43,3 +43,8 @@ class SmallVGG(nn.Module):
 def vgg_small(num_classes: int = 10) -> SmallVGG:
     """Small VGG-style CIFAR network (widths 32/64/128)."""
     return SmallVGG(num_classes)
+
+
+def vgg_tiny(num_classes: int = 10) -> SmallVGG:
+    """Tiny VGG-style CIFAR network (widths 16/32/64, 72 k parameters): the demo's model."""
+    return SmallVGG(num_classes, widths=(16, 32, 64))
