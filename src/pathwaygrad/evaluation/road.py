@@ -1,0 +1,414 @@
+"""ROAD: RemOve And Debias (Rong, Leemann et al., ICML 2022) with batched noisy linear imputation.
+
+Instead of retraining (ROAR), removed pixels are *imputed*: each removed pixel takes the weighted
+mean of its 8 neighbours (weight 1/6 for the 4 direct neighbours, 1/12 for the diagonals; neighbours
+outside the image are dropped), which for all removed pixels together is one sparse linear system;
+then Gaussian noise (std ``noise``, in input units) is added to the imputed values so the removal
+pattern itself carries no class information. This is the imputation of the ROAD paper and of
+Quantus (``quantus.functions.perturb_func.noisy_linear_imputation``); the system is the same, but
+we solve it for a whole batch (and all removal levels) at once:
+
+- ``solver="sparse"`` (CPU default): one block-diagonal sparse system for every image x level of a
+  batch, built with vectorised numpy and factorised once by SuperLU (``scipy.sparse.linalg.splu``)
+  with all channels as right-hand sides. Exact.
+- ``solver="cg"`` (default on a GPU): Jacobi-preconditioned conjugate gradients in torch, on the
+  inputs' device, all images and channels as one batch; the operator is a 3x3 convolution.
+  Converges to ``tol`` (relative residual).
+
+Protocol (:func:`road`): for MoRF remove the top t % pixels, for LeRF the bottom t %, impute, and
+report the accuracy of the model (and the mean probability of the target class) on the imputed
+images. MoRF: lower accuracy is better; LeRF: higher is better. Imputation happens in the space the
+model receives (normalised inputs), as in Quantus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+import torch.nn.functional as F
+
+from pathwaygrad.errors import UserError
+from pathwaygrad.evaluation._meta import HIGHER, LOWER, ProtocolInfo
+from pathwaygrad.evaluation._methods import method_pixel_scores, resolve_methods
+from pathwaygrad.evaluation._ranking import pixel_ranks
+from pathwaygrad.evaluation._results import ResultTable
+from pathwaygrad.evaluation.perturbation import (
+    _check_fractions,
+    _targets,
+    perturbation_curves,
+    trapezoid,
+)
+
+__all__ = [
+    "DEFAULT_FRACTIONS",
+    "NEIGHBOUR_WEIGHTS",
+    "PROTOCOL",
+    "noisy_linear_impute",
+    "road",
+]
+
+PROTOCOL = ProtocolInfo(
+    name="road",
+    summary="Remove the top / bottom t % pixels, impute them (noisy linear), model accuracy.",
+    needs=("model", "inputs (N, C, H, W)", "labels (N,) (or predicted classes)", "methods"),
+    scores={"accuracy (morf)": LOWER, "accuracy (lerf)": HIGHER},
+    reference="Rong, Leemann, Nguyen, Fiedler, Seitzer, Kasneci, ICML 2022",
+)
+
+DEFAULT_FRACTIONS = tuple(round(0.1 * i, 1) for i in range(1, 10))
+
+# (row offset, column offset, weight), as in the ROAD reference code and Quantus.
+NEIGHBOUR_WEIGHTS = (
+    (1, 1, 1 / 12),
+    (0, 1, 1 / 6),
+    (-1, 1, 1 / 12),
+    (1, -1, 1 / 12),
+    (0, -1, 1 / 6),
+    (-1, -1, 1 / 12),
+    (1, 0, 1 / 6),
+    (-1, 0, 1 / 6),
+)
+
+
+def _generator(seed_or_gen, device) -> torch.Generator:
+    if isinstance(seed_or_gen, torch.Generator):
+        return seed_or_gen
+    g = torch.Generator(device=device)
+    g.manual_seed(0 if seed_or_gen is None else int(seed_or_gen))
+    return g
+
+
+def _system(x: np.ndarray, remove: np.ndarray):
+    """The imputation system of a batch: ``x`` (B, C, H, W) float, ``remove`` (B, H, W) bool.
+
+    Unknowns are the removed pixels in ``np.nonzero(remove)`` order (image, then row-major), one
+    system for the whole batch (block diagonal). For unknown i with in-image neighbours N(i):
+    ``d_i v_i - sum_{j in N(i) removed} w_ij v_j = sum_{j in N(i) kept} w_ij x_j`` with
+    ``d_i = sum_{j in N(i)} w_ij``: symmetric positive definite as long as no image is removed
+    entirely. Vectorised over the unknowns with a one-pixel zero border (no bounds checks, no
+    per-pixel Python). Returns ``diag`` (n,), ``upper``: a list of ``(i, j, value)`` (index arrays
+    with j > i and the shared weight), one per neighbour direction, and ``rhs`` (n, C).
+    """
+    b, c, h, w = x.shape
+    hp, wp = h + 2, w + 2
+    bi, ri, ci = np.nonzero(remove)
+    n = bi.size
+    pp = (ri + 1) * wp + (ci + 1)  # flat index in the padded grid
+    var = np.full((b, hp * wp), -1, dtype=np.int64)
+    var[bi, pp] = np.arange(n)
+    known = np.zeros((b, hp, wp, c), dtype=x.dtype)  # channel-last, removed pixels and border = 0
+    known[:, 1:-1, 1:-1] = np.moveaxis(x, 1, -1)
+    known[:, 1:-1, 1:-1][remove] = 0
+    inside = np.zeros((hp, wp))
+    inside[1:-1, 1:-1] = 1.0
+    inside = inside.reshape(-1)
+    known = known.reshape(b * hp * wp, c)
+    var = var.reshape(-1)
+    flat = bi * (hp * wp) + pp
+    diag = np.zeros(n)
+    rhs = np.zeros((n, c), dtype=x.dtype)
+    upper = []
+    for dr, dc, wt in NEIGHBOUR_WEIGHTS:
+        step = dr * wp + dc
+        diag += wt * inside[pp + step]
+        rhs += wt * known.take(flat + step, axis=0)
+        if (dr, dc) > (0, 0):  # neighbours later in row-major order: the upper triangle
+            nb = var.take(flat + step)
+            coupled = np.nonzero(nb >= 0)[0]
+            upper.append((coupled, nb[coupled], -wt))
+    return diag, upper, rhs
+
+
+def _solve_banded(x: np.ndarray, remove: np.ndarray) -> np.ndarray:
+    """Exact imputed values (n_removed, C) by banded Cholesky solves (LAPACK ``pbsv``).
+
+    In row-major order a neighbour is at most W + 1 unknowns away, so the batch's block-diagonal
+    matrix is banded: cost O(n u^2) for n unknowns and u super-diagonals. The images are solved in
+    a few groups of similar bandwidth (one LAPACK call each), so a single wide image does not widen
+    the band of the whole batch. Precision: that of ``x`` (float32 or float64).
+    """
+    dtype = np.float64 if x.dtype == np.float64 else np.float32
+    diag, upper, rhs = _system(x, remove)
+    b = x.shape[0]
+    counts = remove.reshape(b, -1).sum(1)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    width = np.zeros(b, dtype=np.int64)  # per image: largest index distance of a coupled pair
+    for i, j, _ in upper:
+        if i.size:
+            np.maximum.at(width, np.searchsorted(offsets, i, side="right") - 1, j - i)
+    out = np.empty_like(rhs, dtype=dtype)
+    order = np.argsort(width, kind="stable")
+    groups = np.array_split(order, min(4, b))
+    entries = [(i, j, v) for i, j, v in upper if i.size]
+    with _one_blas_thread():
+        _solve_groups(groups, width, offsets, diag, entries, rhs, out, dtype)
+    return out
+
+
+def _solve_groups(groups, width, offsets, diag, entries, rhs, out, dtype) -> None:
+    for g in groups:
+        if g.size == 0:
+            continue
+        g = np.sort(g)
+        u = int(width[g].max())
+        sel = np.concatenate([np.arange(offsets[k], offsets[k + 1]) for k in g])
+        if sel.size == 0:
+            continue
+        local = np.full(diag.size, -1, dtype=np.int64)
+        local[sel] = np.arange(sel.size)
+        ab = np.zeros((u + 1, sel.size), dtype=dtype)
+        ab[u] = diag[sel]
+        for i, j, v in entries:
+            li, lj = local[i], local[j]
+            keep = li >= 0
+            ab[u - (lj[keep] - li[keep]), lj[keep]] = v
+        out[sel] = scipy.linalg.solveh_banded(
+            ab, rhs[sel].astype(dtype), overwrite_ab=True, overwrite_b=True, check_finite=False
+        )
+
+
+_CONTROLLER = []
+
+
+def _one_blas_thread():
+    """Limit BLAS to one thread (threadpoolctl, when installed): threaded OpenBLAS is many times
+    slower on these thin banded factorisations, badly so on a busy machine."""
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _CONTROLLER.append(ThreadpoolController())
+        except ImportError:  # pragma: no cover
+            _CONTROLLER.append(None)
+    if _CONTROLLER[0] is None:  # pragma: no cover
+        import contextlib
+
+        return contextlib.nullcontext()
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
+
+
+def _solve_sparse(x: np.ndarray, remove: np.ndarray) -> np.ndarray:
+    """Exact imputed values (n_removed, C) by a sparse LU (SuperLU) of the batch's system."""
+    diag, upper, rhs = _system(x, remove)
+    n = diag.size
+    rows = np.concatenate([np.arange(n)] + [i for i, _, _ in upper] + [j for _, j, _ in upper])
+    cols = np.concatenate([np.arange(n)] + [j for _, j, _ in upper] + [i for i, _, _ in upper])
+    vals = np.concatenate([diag] + [np.full(i.size, v) for i, _, v in upper] * 2)
+    a = sp.csc_matrix((vals, (rows, cols)), shape=(n, n))
+    return spla.splu(a).solve(rhs)
+
+
+def _solve_cg(
+    x: torch.Tensor, remove: torch.Tensor, tol: float, max_iter: int | None
+) -> torch.Tensor:
+    """Jacobi-preconditioned CG on the same system; returns the full (B, C, H, W) image with the
+    removed pixels replaced by their imputed values (no noise)."""
+    b, c, h, w = x.shape
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    k = torch.zeros(3, 3, dtype=dtype, device=x.device)
+    for dr, dc, wt in NEIGHBOUR_WEIGHTS:
+        k[1 + dr, 1 + dc] = wt
+    k = k.view(1, 1, 3, 3)
+    u = remove.to(x.device, dtype).unsqueeze(1).expand(b, c, h, w).reshape(b * c, 1, h, w)
+    xk = x.to(dtype).reshape(b * c, 1, h, w)
+    known = xk * (1 - u)
+    diag = F.conv2d(F.pad(torch.ones_like(u), (1, 1, 1, 1)), k)  # sum of in-image neighbour weights
+
+    def conv(v):
+        return F.conv2d(F.pad(v, (1, 1, 1, 1)), k)
+
+    def op(v):  # v lives on the removed pixels only
+        return u * (diag * v - conv(u * v))
+
+    rhs = u * conv(known)
+    inv_d = u / diag
+    v = rhs * inv_d  # Jacobi start
+    r = rhs - op(v)
+    z = r * inv_d
+    p = z.clone()
+    rz = (r * z).sum(dim=(1, 2, 3), keepdim=True)
+    rhs_norm = rhs.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, 1, 1, 1)
+    n_iter = max_iter or 10 * (h + w) + 100
+    for _ in range(n_iter):
+        if bool((r.flatten(1).norm(dim=1).view(-1, 1, 1, 1) <= tol * rhs_norm).all()):
+            break
+        ap = op(p)
+        alpha = rz / (p * ap).sum(dim=(1, 2, 3), keepdim=True).clamp_min(1e-30)
+        v = v + alpha * p
+        r = r - alpha * ap
+        z = r * inv_d
+        rz_new = (r * z).sum(dim=(1, 2, 3), keepdim=True)
+        p = z + (rz_new / rz.clamp_min(1e-30)) * p
+        rz = rz_new
+    out = known + u * v
+    return out.reshape(b, c, h, w).to(x.dtype)
+
+
+def noisy_linear_impute(
+    x: torch.Tensor,
+    remove: torch.Tensor,
+    noise: float = 0.01,
+    *,
+    generator: torch.Generator | int | None = None,
+    solver: str = "auto",
+    tol: float = 1e-6,
+    max_iter: int | None = None,
+) -> torch.Tensor:
+    """Impute the removed pixels of a batch, all at once.
+
+    ``x``: (B, C, H, W) float; ``remove``: (B, H, W) bool (all channels of a pixel go together);
+    ``noise``: standard deviation of the Gaussian noise added to imputed values (input units);
+    ``generator``: a torch generator or a seed for that noise; ``solver``: ``"sparse"``,
+    ``"cg"`` or ``"auto"`` (sparse on CPU, CG elsewhere). Returns a new tensor like ``x``; pixels
+    not removed are unchanged. Every connected region of removed pixels must touch a kept pixel
+    (otherwise the system is singular): with all pixels removed there is nothing to impute from.
+    """
+    if x.ndim != 4 or remove.shape != (x.shape[0], *x.shape[2:]):
+        raise UserError(
+            f"impute needs x (B, C, H, W) and remove (B, H, W), got {tuple(x.shape)} and "
+            f"{tuple(remove.shape)}"
+        )
+    remove = remove.to(torch.bool)
+    if bool(remove.flatten(1).all(dim=1).any()):
+        raise UserError(
+            "an image has all pixels removed: nothing to impute from; use fractions < 1"
+        )
+    if solver == "auto":
+        solver = "banded"
+    if solver in ("banded", "sparse"):
+        xn = x.detach().cpu().numpy()
+        rn = remove.cpu().numpy()
+        out_np = xn.copy()
+        if rn.any():
+            solve = _solve_banded if solver == "banded" else _solve_sparse
+            values = solve(xn if solver == "banded" else xn.astype(np.float64), rn)
+            if noise:
+                g = _generator(generator, "cpu")
+                values += (
+                    noise * torch.randn(values.shape, generator=g, dtype=torch.float32).numpy()
+                )
+            out_np.transpose(0, 2, 3, 1)[rn] = values
+        return torch.from_numpy(out_np).to(x.device)
+    if solver != "cg":
+        raise UserError(f"solver must be 'banded', 'sparse', 'cg' or 'auto', got {solver!r}")
+    out = _solve_cg(x.detach(), remove, tol, max_iter)
+    if noise:
+        g = _generator(generator, x.device)
+        eps = torch.randn(out.shape, generator=g, device=x.device, dtype=out.dtype) * noise
+        out = torch.where(remove.to(x.device).unsqueeze(1), out + eps, out)
+    return out
+
+
+def road(
+    model,
+    inputs: torch.Tensor,
+    methods,
+    *,
+    labels=None,
+    orders: Sequence[str] = ("morf", "lerf"),
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    noise: float = 0.01,
+    targets=None,
+    rank_by: str = "max",
+    batch_size: int = 64,
+    max_forward: int = 1024,
+    solver: str = "auto",
+    seed: int = 0,
+    progress: bool = True,
+) -> ResultTable:
+    """ROAD with MoRF and LeRF orders.
+
+    ``inputs`` (N, C, H, W) as the model expects them; ``labels`` (N,): the true classes for the
+    accuracy (None: the model's predictions on the clean inputs, so accuracy starts at 1);
+    ``targets``: the class each map explains (None: the predicted class); ``fractions``: removal
+    levels in [0, 1); ``noise``: imputation noise std; ``seed``: noise, tie-breaking and the random
+    ranking.
+
+    Rows (one per method x order x fraction): ``method``, ``order``, ``fraction``, ``accuracy``,
+    ``prob`` (mean probability of the target class), ``n``. ``summary[method][order]``:
+    ``area`` (trapezoid of accuracy over the fractions given) and ``mean_accuracy``.
+    """
+    x = torch.as_tensor(inputs)
+    if x.ndim != 4 or not x.is_floating_point():
+        raise UserError(f"inputs must be a float tensor (N, C, H, W), got {tuple(x.shape)}")
+    fr = _check_fractions(fractions)
+    if max(fr) >= 1.0:
+        raise UserError(
+            "ROAD fractions must be < 1: with every pixel removed nothing can be imputed"
+        )
+    specs = resolve_methods(methods)
+    t, _ = _targets(model, x, targets, batch_size)
+    y = t if labels is None else torch.as_tensor(labels).long().reshape(-1)
+    if y.shape[0] != x.shape[0]:
+        raise UserError(f"labels has {y.shape[0]} entries for {x.shape[0]} inputs")
+    if solver == "auto":
+        solver = "banded"
+
+    def impute_fill(xs, masks, image_index, level_index):
+        # a fresh seeded generator per call: the noise depends on (seed, batch), not on history
+        g = _generator(
+            seed * 1_000_003 + int(image_index[0]) * 101 + int(level_index[0]), xs.device
+        )
+        return noisy_linear_impute(xs, masks, noise, generator=g, solver=solver)
+
+    rows, summary = [], {}
+    for spec in specs:
+        scores = method_pixel_scores(
+            model, x, t, spec, rank_by=rank_by, batch_size=batch_size, seed=seed, progress=progress
+        )
+        ranks = pixel_ranks(scores, seed=seed)
+        summary[spec.label] = {}
+        for order in orders:
+            if order not in ("morf", "lerf"):
+                raise UserError(f"orders must be 'morf' and/or 'lerf', got {order!r}")
+            res = perturbation_curves(
+                model,
+                x,
+                t,
+                ranks,
+                fr,
+                order,
+                impute_fill,
+                batch_size=batch_size,
+                max_forward=max_forward,
+                progress=progress,
+                desc=f"road {order} {spec.label}",
+            )
+            acc = (res["pred"] == y.unsqueeze(1)).float()
+            for i, f in enumerate(fr):
+                rows.append(
+                    {
+                        "method": spec.label,
+                        "order": order,
+                        "fraction": f,
+                        "accuracy": float(acc[:, i].mean()),
+                        "prob": float(res["prob"][:, i].mean()),
+                        "n": int(x.shape[0]),
+                    }
+                )
+            curve = acc.mean(0).tolist()
+            summary[spec.label][order] = {
+                "area": trapezoid(curve, fr),
+                "mean_accuracy": float(np.mean(curve)),
+            }
+    meta = {
+        **PROTOCOL.to_dict(),
+        "settings": {
+            "orders": list(orders),
+            "fractions": fr,
+            "noise": noise,
+            "solver": solver,
+            "labels": "given" if labels is not None else "predicted class of the clean input",
+            "targets": "predicted class" if targets is None else "given",
+            "rank_by": rank_by,
+            "seed": seed,
+            "n_images": int(x.shape[0]),
+        },
+        "methods": [s.describe() for s in specs],
+    }
+    return ResultTable(rows, summary, meta)
