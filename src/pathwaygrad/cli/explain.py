@@ -28,8 +28,8 @@ import torch
 from pathwaygrad.errors import UserError
 
 DEFAULT_METHODS = (
-    "neuron_mct,neuron_intgrad,gradient,input_x_gradient,integrated_gradients,"
-    "guided_backprop,grad_cam,smoothgrad"
+    "neuron_mct, neuron_intgrad, gradient, input_x_gradient, integrated_gradients, "
+    "guided_backprop, grad_cam, smoothgrad"
 )
 HELP = "explain images: pathway gradient beside the usual saliency methods, saved as PNG + JSON"
 
@@ -50,6 +50,15 @@ _LABELS = {
 
 
 # ------------------------------------------------------------------------------------- arguments
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` after each option's help, except where the help states it (None)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by ``explain`` and ``demo``: the explanation settings."""
     p.add_argument(
@@ -66,7 +75,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         "comma-separated values (e.g. 0,70,80,90,95,99) draw the sparsity sweep of one method",
     )
     p.add_argument(
-        "--target", default=None, help="class index or name to explain (None: predicted)"
+        "--target",
+        default=None,
+        help="class index or name to explain (default: the predicted class)",
     )
     p.add_argument("--steps", type=int, default=10, help="NeuronIntGrad: alpha steps (K)")
     p.add_argument("--ig-steps", type=int, default=50, help="Integrated Gradients: steps")
@@ -75,7 +86,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dgr-iterations", type=int, default=1000, help="DGR: optimisation steps")
     p.add_argument("--seed", type=int, default=0, help="seed of Random, DGR and SmoothGrad")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
 
 
 def register(subparsers) -> None:
@@ -83,45 +96,48 @@ def register(subparsers) -> None:
         "explain",
         help=HELP,
         description=HELP + ". Writes a PNG figure, a JSON summary and the raw maps per image.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument(
         "--model",
         default=None,
         help="model: resnet8, resnet20/32/44/56, vgg_small, vgg_tiny, package.module:factory, "
-        "torchvision:NAME or timm:NAME (None: the name stored in --weights)",
+        "torchvision:NAME or timm:NAME (default: the name stored in --weights)",
     )
     p.add_argument(
         "--weights",
         default=None,
-        help="weights file (a state_dict or a checkpoint; 'demo' = the bundled demo model)",
+        help="weights file: a state_dict or a checkpoint ('demo': the bundled demo model; "
+        "default: the model's random initialisation)",
     )
     p.add_argument("--out", default="explanations", help="output folder")
     p.add_argument(
         "--size",
         type=int,
         default=None,
-        help="resize images to SIZE x SIZE after a centre crop (None: the model's input size, "
+        help="resize images to SIZE x SIZE after a centre crop (default: the model's input size, "
         "32 for the built-in models; 0: keep each image as it is)",
     )
     p.add_argument(
         "--classes",
         default=None,
-        help="class names: comma-separated, or a text file with one per line (None: from the "
+        help="class names: comma-separated, or a text file with one per line (default: from the "
         "weights file, CIFAR-10's names for 10 outputs, else numbers)",
     )
     p.add_argument(
         "--mean",
         default=None,
-        help="per-channel normalisation mean, comma-separated (None: the model's, ImageNet's)",
+        help="per-channel normalisation mean, comma-separated (default: the model's, ImageNet's)",
     )
-    p.add_argument("--std", default=None, help="per-channel normalisation std (None: the model's)")
+    p.add_argument(
+        "--std", default=None, help="per-channel normalisation std (default: the model's)"
+    )
     p.add_argument(
         "--convert-channels",
         action="store_true",
         help="convert images whose channel count differs from the model's (e.g. grey to RGB) "
-        "instead of refusing them",
+        "instead of refusing them (default: refuse)",
     )
     p.add_argument("--device", default="cpu", help="torch device")
     add_model_arguments(p)
@@ -219,19 +235,23 @@ def _input_channels(model: torch.nn.Module) -> int:
     return 3
 
 
-def _class_names(text: str | None, meta: dict, num_classes: int) -> list[str]:
+def _given_class_names(text: str | None) -> list[str] | None:
+    """``--classes``: comma-separated names, or a text file with one per line."""
+    if not text:
+        return None
+    p = Path(text)
+    if p.is_file():
+        return [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+    return [n.strip() for n in text.split(",")]
+
+
+def _class_names(given: list[str] | None, meta: dict, num_classes: int) -> list[str]:
     from pathwaygrad.data import CIFAR10_CLASSES
 
-    if text:
-        p = Path(text)
-        names = (
-            [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
-            if p.is_file()
-            else [n.strip() for n in text.split(",")]
-        )
-        if len(names) != num_classes:
-            raise UserError(f"--classes names {len(names)} classes but the model has {num_classes}")
-        return names
+    if given is not None:
+        if len(given) != num_classes:
+            raise UserError(f"--classes names {len(given)} classes but the model has {num_classes}")
+        return given
     if meta.get("classes") and len(meta["classes"]) == num_classes:
         return [str(c) for c in meta["classes"]]
     if num_classes == 10:
@@ -260,7 +280,10 @@ def prepare_model(
     if not spec:
         raise UserError("no --model given and the weights file names none")
     info = model_info(spec)
-    net = load_model(spec, weights).to(device).eval()
+    given = _given_class_names(classes)
+    names = given or meta.get("classes")
+    net = load_model(spec, weights, num_classes=len(names) if names else None)
+    net = net.to(device).eval()
     channels = _input_channels(net)
     m = _floats(mean, "mean") or tuple(meta.get("mean") or info.mean)
     s = _floats(std, "std") or tuple(meta.get("std") or info.std)
@@ -276,7 +299,7 @@ def prepare_model(
         name=spec,
         mean=m,
         std=s,
-        classes=_class_names(classes, meta, n_out),
+        classes=_class_names(given, meta, n_out),
         channels=channels,
         input_size=info.input_size,
         meta={k: v for k, v in meta.items() if k in ("test_accuracy", "model")},

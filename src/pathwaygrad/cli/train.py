@@ -7,13 +7,13 @@ weights), ``weights.pt`` (final weights + model name, classes, normalisation, te
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import torch
 
+from pathwaygrad.cli.explain import HelpFormatter
 from pathwaygrad.errors import UserError
 
 HELP = "train a classifier (ResNet-8, small VGG, CIFAR ResNets, or your own) on CIFAR-10"
@@ -25,7 +25,7 @@ def register(subparsers) -> None:
         help=HELP,
         description=HELP
         + ". Checkpoints after every epoch into --out and resumes from it when run again.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--model",
@@ -36,15 +36,22 @@ def register(subparsers) -> None:
         "--data",
         default=None,
         help="CIFAR-10 as a cifar-10-batches-py folder, an ImageFolder tree with train/ and test/, "
-        "or a .tar.gz of either; None means ../shared/data/cifar10-jpeg.tar.gz (unpacked into "
+        "or a .tar.gz of either (default: ../shared/data/cifar10-jpeg.tar.gz, unpacked into "
         "the cache folder)",
     )
-    p.add_argument("--out", required=True, help="output folder (checkpoints, weights, result)")
+    p.add_argument(
+        "--out", required=True, help="output folder (checkpoints, weights, result); required"
+    )
     p.add_argument("--epochs", type=int, default=50, help="number of epochs")
     p.add_argument("--batch-size", type=int, default=256, help="batch size")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="Adam weight decay")
-    p.add_argument("--lr-step", type=int, default=10, help="halve the learning rate every N epochs")
+    p.add_argument(
+        "--lr-step",
+        type=int,
+        default=10,
+        help="multiply the learning rate by --lr-gamma every N epochs",
+    )
     p.add_argument("--lr-gamma", type=float, default=0.5, help="factor applied every --lr-step")
     p.add_argument(
         "--val-fraction",
@@ -53,22 +60,30 @@ def register(subparsers) -> None:
         help="share of the training split held out for validation (best epoch restored); 0 = none",
     )
     p.add_argument(
-        "--train-subset", type=int, default=None, help="use only N training images (quick runs)"
+        "--train-subset",
+        type=int,
+        default=None,
+        help="use only N training images (quick runs; default: all)",
     )
     p.add_argument(
-        "--test-subset", type=int, default=None, help="evaluate on N test images (quick runs)"
+        "--test-subset",
+        type=int,
+        default=None,
+        help="evaluate on N test images (quick runs; default: all)",
     )
-    p.add_argument("--no-augment", action="store_true", help="no flip + crop augmentation")
+    p.add_argument(
+        "--no-augment", action="store_true", help="train without the flip + crop augmentation"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and batch order")
     p.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (None: torch's choice)"
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
     )
     p.add_argument(
         "--device",
         default=None,
-        help="torch device, e.g. cpu or cuda (None: where the model is, the CPU)",
+        help="torch device, e.g. cpu or cuda (default: the CPU)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     p.set_defaults(func=run)
 
 

@@ -165,7 +165,10 @@ def _from_factory(spec: str, num_classes: int | None) -> nn.Module:
             raise UserError(f"module {module_name!r} has no attribute {attr!r}")
     if not callable(factory):
         raise UserError(f"{spec!r} is not callable")
-    model = factory() if num_classes is None else _call_with_classes(factory, num_classes)
+    try:
+        model = factory() if num_classes is None else _call_with_classes(factory, num_classes)
+    except TypeError as exc:
+        raise UserError(f"calling {spec!r} without arguments failed: {exc}") from exc
     if not isinstance(model, nn.Module):
         raise UserError(f"{spec!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model
