@@ -72,7 +72,7 @@ def test_explain_writes_figure_json_and_maps(files, tmp_path, capsys):
     # the stored gradient is the model's input gradient at the normalised image
     summary = json.loads((out / "small.json").read_text())
     model = build_model("vgg_tiny", num_classes=3, weights=files["weights.pt"])
-    img = torch.from_numpy(np.asarray(Image.open(files["small.png"]))).permute(2, 0, 1) / 255
+    img = torch.from_numpy(np.array(Image.open(files["small.png"]))).permute(2, 0, 1) / 255
     x = ((img - 0.5) / 0.25).unsqueeze(0).requires_grad_(True)
     model(x)[0, summary["prediction"]["class"]].backward()
     assert np.allclose(np.load(out / "small/gradient.npy"), x.grad[0].numpy(), atol=1e-5)
@@ -93,6 +93,11 @@ def test_sparsity_sweep_of_one_method(files, tmp_path):
     assert real == sorted(real) and real[-1] > 98.99 and real[1] > 69.99
     assert summary["prediction"]["target_name"] == "bee"
     assert (out / "small" / "neuron_mct_s99.npy").is_file()
+    # one threshold per activation call prunes each call by the requested share
+    out2 = tmp_path / "per_layer"
+    assert run_explain(files, out2, "--methods", "neuron_mct", "--threshold", "per_layer") == 0
+    rec = json.loads((out2 / "small.json").read_text())["methods"]["neuron_mct"]
+    assert rec["threshold"] == "per_layer" and rec["empty_calls"] == []
 
 
 def test_model_by_name_with_shared_style_weights(files, tmp_path):

@@ -163,6 +163,7 @@ def save_atomic(obj, path: str | os.PathLike) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -319,3 +320,10 @@ def train_classifier(
         "epochs": len(history),
         "resumed_from": resumed_from,
     }
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -23,9 +23,12 @@ DEMO_WEIGHTS = "demo_vgg_tiny.pt"
 SWEEP = "0,70,80,90,95,99"
 
 
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
 def demo_weights_path() -> Path:
     """Path of the bundled demo weights."""
-    path = Path(__file__).resolve().parents[1] / "assets" / DEMO_WEIGHTS
+    path = ASSETS / DEMO_WEIGHTS
     if not path.is_file():
         raise UserError(f"the demo weights {path} are missing: reinstall pathwaygrad")
     return path
@@ -44,7 +47,7 @@ def export_demo_weights(weights: str | Path, dest: str | Path | None = None, **m
     out = {k: v for k, v in src.items() if k != "state_dict"}
     out.update(meta)
     out["state_dict"] = state
-    dest = Path(dest) if dest is not None else demo_weights_path().parent / DEMO_WEIGHTS
+    dest = Path(dest) if dest is not None else ASSETS / DEMO_WEIGHTS
     torch.save(out, dest)
     return dest
 
@@ -71,7 +74,8 @@ def register(subparsers) -> None:
         help="pathway method of the sparsity sweep figure ('none' to skip it)",
     )
     p.add_argument("--sweep", default=SWEEP, help="sparsities of the sweep figure")
-    add_model_arguments(p)
+    # one thread: the model is tiny, and a busy machine's spinning OpenMP threads only slow it down
+    add_model_arguments(p, threads=1)
     p.set_defaults(func=run, model=None, weights="demo", device="cpu", convert_channels=False)
 
 

@@ -59,7 +59,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
+def add_model_arguments(p: argparse.ArgumentParser, *, threads: int | None = None) -> None:
     """Options shared by ``explain`` and ``demo``: the explanation settings."""
     p.add_argument(
         "--methods",
@@ -85,9 +85,19 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         "--smoothgrad-samples", type=int, default=25, help="SmoothGrad: noisy samples per image"
     )
     p.add_argument("--dgr-iterations", type=int, default=1000, help="DGR: optimisation steps")
+    p.add_argument(
+        "--threshold",
+        default=None,
+        choices=("global", "per_layer"),
+        help="pathway threshold: one over all activation calls or one per call (default: "
+        "global, the paper's; per_layer for random)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of Random, DGR and SmoothGrad")
     p.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+        "--threads",
+        type=int,
+        default=threads,
+        help="torch CPU threads" + (" (default: torch's choice)" if threads is None else ""),
     )
 
 
@@ -384,15 +394,22 @@ def explain_image(
             t0 = time.perf_counter()
             rec: dict = {"method": method}
             if method in pg.PATHWAY_METHODS:
-                pathway = pg.select_pathway(exp.model, x, tgt, method, sparsity=s, **options)
+                threshold = getattr(args, "threshold", None)
+                pathway = pg.select_pathway(
+                    exp.model, x, tgt, method, sparsity=s, threshold=threshold, **options
+                )
                 attr = pg.pathway_gradient(exp.model, x, pathway)
                 seconds = time.perf_counter() - t0
+                layer = pathway.layer_sparsity()[0]
                 rec.update(
                     kind="pathway_gradient",
+                    threshold=threshold or ("per_layer" if method == "random" else "global"),
                     sparsity_requested=float(pathway.requested_sparsity[0]),
                     sparsity=float(pathway.sparsity[0]),
                     pathway_logit=_pathway_logit(exp.model, x, pathway),
                     full_logit=prediction["full_logit"],
+                    # calls with every neuron pruned cut the pathway: its gradient is then 0
+                    empty_calls=[n for n, v in zip(pathway.sites, layer.tolist()) if v >= 100.0],
                 )
             else:
                 attr = pg.explain(exp.model, x, method, tgt, **options)

@@ -77,8 +77,16 @@ def save_npy_atomic(array: np.ndarray, path: str | os.PathLike) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.save(fh, array)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
