@@ -204,7 +204,8 @@ def _dataset(args, split: str, spec: str | None):
 def _subset(ds, n: int | None, seed: int):
     if not n:
         return ds
-    return ds.subset(n, seed=seed, per_class=True)
+    balanced = n >= len(getattr(ds, "classes", ())) and n % max(1, len(ds.classes)) == 0
+    return ds.subset(n, seed=seed, per_class=balanced)
 
 
 def _images(args, preset, spec):
@@ -369,6 +370,7 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.n_images is not None and args.n_images < 1:
         raise UserError("--n-images must be >= 1")
+    _fractions(args.fractions, ())  # validate before any data is loaded
     t0 = time.perf_counter()
     runner = {
         "roar": _run_roar,

@@ -213,14 +213,14 @@ def _modified(
     order = {"roar": "morf", "kar": "keep", "base": None}[mode]
     chunk = 4096
     for start in range(0, n, chunk):
-        xb = torch.from_numpy(np.asarray(x[start : start + chunk], dtype=np.float32))
+        xb = torch.from_numpy(np.array(x[start : start + chunk], dtype=np.float32))
         if order is None:
             out[start : start + len(xb)] = xb
             continue
         if scores is None:  # random ranking: independent draws per image, fixed by the seed
             sb = random_scores(len(xb), h, w, seed=random_seed * 1_000_003 + start)
         else:
-            sb = torch.from_numpy(np.asarray(scores[start : start + chunk]))
+            sb = torch.from_numpy(np.array(scores[start : start + chunk]))
         remove = removal_mask(pixel_ranks(sb, seed=seed + start), fraction, order)
         out[start : start + len(xb)] = torch.where(remove.unsqueeze(1), fill_t, xb)
     return out
