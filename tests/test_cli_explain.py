@@ -171,3 +171,14 @@ def test_explain_help_explains_every_option(capsys):
         assert option in text
     assert "(default: 90)" in text and "(default: explanations)" in text
     assert "(default: neuron_mct, neuron_intgrad, gradient," in text
+
+
+def test_bundled_demo_weights_by_name(files, tmp_path):
+    out = tmp_path / "demo_w"
+    args = ["explain", str(files["photo.jpg"]), "--weights", "demo", "--methods", "gradient"]
+    assert main(args + ["--out", str(out)]) == 0
+    summary = json.loads((out / "photo.json").read_text())
+    assert summary["model"] == "vgg_tiny"
+    from pathwaygrad.data import CIFAR10_CLASSES
+
+    assert summary["prediction"]["name"] in CIFAR10_CLASSES
