@@ -118,8 +118,83 @@ def _inplace_flag(func: Callable, args: tuple, kwargs: dict) -> tuple[bool, tupl
 
 
 # A transform receives (call index, site kind, activation output) and returns what the network
-# should see instead (the same tensor to leave it unchanged).
+# should see instead (the same tensor to leave it unchanged). Optional attributes:
+# - ``inplace_ok = True``: the transform keeps nothing (e.g. for autograd) that needs ``out`` to
+#   stay unchanged once it has returned. An in-place ReLU call then runs in place and ``out`` is
+#   the model's own tensor, into which the transform's result is written back; otherwise the
+#   call runs out of place and the result is copied into the model's tensor.
+# - ``after(index, result)``: called once the interceptor is done with the call (after an
+#   in-place call's result has been written back), e.g. to note the result's version counter.
 Transform = Callable[[int, str, torch.Tensor], torch.Tensor]
+
+
+def _identity(index: int, kind: str, out: torch.Tensor) -> torch.Tensor:
+    return out
+
+
+_identity.inplace_ok = True  # type: ignore[attr-defined]
+
+
+def mask_output(index: int, out: torch.Tensor, masks) -> torch.Tensor:
+    """``out`` with the neurons where ``masks[index]`` is False set to 0; a clear error on misfit.
+
+    Boolean masks select with ``torch.where`` (no float copy of the mask, forward or backward);
+    other masks (e.g. learned float gates) multiply.
+    """
+    mask = _checked_mask(index, out, masks)
+    if mask.dtype == torch.bool:
+        return torch.where(mask, out, 0.0)
+    return out * mask
+
+
+def _checked_mask(index: int, out: torch.Tensor, masks) -> torch.Tensor:
+    from pathwaygrad.errors import PathwayMismatchError
+
+    if index >= len(masks):
+        raise PathwayMismatchError(
+            f"the model made more activation calls ({index + 1}+) than the pathway has masks "
+            f"({len(masks)}); select the pathway on this model with the same inputs shape"
+        )
+    mask = masks[index]
+    if mask.shape != out.shape:
+        raise PathwayMismatchError(
+            f"pathway mask {index} has shape {tuple(mask.shape)} but the model's activation call "
+            f"{index} outputs {tuple(out.shape)}; select the pathway on the same model and inputs"
+        )
+    return mask
+
+
+class MaskTransform:
+    """The transform "keep only the neurons of ``masks``": call i's output times ``masks[i]``.
+
+    Same result as ``lambda i, kind, out: mask_output(i, out, masks)``, but the interceptor
+    recognises it and fuses the mask into ReLU calls: one ``masked_fill`` that zeroes the neurons
+    that are negative or pruned, done in place for in-place ReLUs, keeping one boolean per neuron
+    for backward instead of the ReLU's float output, the mask's float copy and the product.
+    """
+
+    def __init__(self, masks):
+        self.masks = masks
+
+    def __call__(self, index: int, kind: str, out: torch.Tensor) -> torch.Tensor:
+        return mask_output(index, out, self.masks)
+
+    def fill(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Bool, True where masked ReLU(x) is 0: x <= 0 (ReLU) or the neuron is pruned."""
+        mask = _checked_mask(index, x, self.masks)
+        fill = torch.le(x, 0)
+        if mask.dtype == torch.bool:
+            return fill.logical_or_(torch.logical_not(mask))
+        return fill.logical_or_(mask == 0)
+
+
+def _relu_input(func: Callable, args: tuple, kwargs: dict):
+    """The input tensor of a ReLU call whose only other argument is ``inplace``, else None."""
+    if len(args) == 1 and set(kwargs) <= {"inplace"} and isinstance(args[0], torch.Tensor):
+        return args[0]
+    if len(args) == 2 and not kwargs and func is F.relu and isinstance(args[0], torch.Tensor):
+        return args[0]
+    return None
 
 
 class _Interceptor(TorchFunctionMode):
@@ -129,6 +204,9 @@ class _Interceptor(TorchFunctionMode):
         super().__init__()
         self.table = table
         self.transform = transform
+        self.after = getattr(transform, "after", None)
+        self.fused = isinstance(transform, MaskTransform)
+        self.inplace_ok = self.fused or getattr(transform, "inplace_ok", False)
         self.namer = namer
         self.count = 0
         self.kinds: list[str] = []
@@ -145,18 +223,50 @@ class _Interceptor(TorchFunctionMode):
             inplace, args, kwargs = _inplace_flag(func, args, kwargs)
             if inplace:
                 target = args[0]
-        if target is not None and kind != "relu":
-            # Activations other than ReLU save their *input* for backward: keep it intact.
-            args = (args[0].clone(),) + tuple(args[1:])
-        out = func(*args, **kwargs)
         index = self.count
+        x = _relu_input(func, args, kwargs) if kind == "relu" else None
+        if (
+            x is not None
+            and x.is_floating_point()
+            and (self.fused or (target is not None and self.inplace_ok))
+        ):
+            if self.fused:
+                # Masked ReLU in one pass: zero what ReLU or the mask zeroes.
+                fill = self.transform.fill(index, x)
+                new = x.masked_fill_(fill, 0) if target is not None else x.masked_fill(fill, 0)
+                return self._done(index, func, kind, new)
+            # In-place ReLU stays in place (no copy of the activation) when the transform
+            # declares ``inplace_ok``: it keeps nothing that needs ``out`` unchanged after it
+            # returns. Under autograd, a masked_fill keeps a boolean for backward instead of the
+            # output, so the transform's result may be written back into it.
+            if torch.is_grad_enabled() and x.requires_grad:
+                x.masked_fill_(torch.le(x, 0), 0)
+            else:
+                torch.relu_(x)
+            out = x
+        else:
+            if target is not None and kind != "relu":
+                # Activations other than ReLU save their *input* for backward: keep it intact.
+                args = (args[0].clone(),) + tuple(args[1:])
+            out = func(*args, **kwargs)
         self.count += 1
         self.kinds.append(kind)
         if self.namer is not None:
             self.namer.name_call(func, kind)
         new = self.transform(index, kind, out)
-        if target is not None:
-            return target.copy_(new)
+        if target is not None and new is not target:
+            new = target.copy_(new)  # free when new is an alias of target (same data)
+        if self.after is not None:
+            self.after(index, new)
+        return new
+
+    def _done(self, index, func, kind, new):
+        self.count += 1
+        self.kinds.append(kind)
+        if self.namer is not None:
+            self.namer.name_call(func, kind)
+        if self.after is not None:
+            self.after(index, new)
         return new
 
 
@@ -233,7 +343,7 @@ class ActivationRunner:
             if names and isinstance(self.forward_func, nn.Module)
             else None
         )
-        mode = _Interceptor(self.table, transform or (lambda i, k, a: a), namer)
+        mode = _Interceptor(self.table, transform or _identity, namer)
         try:
             with mode:
                 out = self.forward_func(inputs, *additional_forward_args)

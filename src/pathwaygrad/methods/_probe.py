@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 
 from pathwaygrad._inputs import resolve_targets, run_model
-from pathwaygrad.errors import PathwayMismatchError
+from pathwaygrad.errors import UserError
+from pathwaygrad.sites import mask_output
 
 
 @dataclass
@@ -33,19 +34,12 @@ def target_outputs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def apply_mask(index: int, out: torch.Tensor, masks) -> torch.Tensor:
-    """``out * masks[index]``, with a clear error when the pathway does not fit this call."""
-    if index >= len(masks):
-        raise PathwayMismatchError(
-            f"the model made more activation calls ({index + 1}+) than the pathway has masks "
-            f"({len(masks)}); select the pathway on this model with the same inputs shape"
-        )
-    mask = masks[index]
-    if mask.shape != out.shape:
-        raise PathwayMismatchError(
-            f"pathway mask {index} has shape {tuple(mask.shape)} but the model's activation call "
-            f"{index} outputs {tuple(out.shape)}; select the pathway on the same model and inputs"
-        )
-    return out * mask
+    """``out * masks[index]``, with a clear error when the pathway does not fit this call.
+
+    A boolean mask selects (``torch.where``) instead of multiplying: the same values without a
+    float copy of the mask.
+    """
+    return mask_output(index, out, masks)
 
 
 def probe(runner, inputs, target, extra=(), masks=None, grad=True) -> Probe:
@@ -57,29 +51,57 @@ def probe(runner, inputs, target, extra=(), masks=None, grad=True) -> Probe:
     return _probe(runner, inputs, target, extra, masks, grad, protect=False)
 
 
-def _probe(runner, inputs, target, extra, masks, grad, protect) -> Probe:
-    acts: list[torch.Tensor] = []
-    versions: list[int] = []
+class _Recorder:
+    """The probe's transform: keeps every call's (masked) output as a leaf of the graph."""
 
-    def record(i, kind, out):
-        if masks is not None:
-            out = apply_mask(i, out, masks)
-        if grad and not out.requires_grad:
+    inplace_ok = True  # nothing of ``out`` is kept for backward: the leaf is detached
+
+    def __init__(self, masks, grad: bool, protect: bool):
+        self.masks = masks
+        self.grad = grad
+        self.protect = protect
+        self.acts: list[torch.Tensor] = []
+        self.versions: list[int] = []
+
+    def __call__(self, i, kind, out):
+        if self.masks is not None:
+            out = apply_mask(i, out, self.masks)
+        if self.grad and not out.requires_grad:
             out = out.detach().requires_grad_(True)
-        acts.append(out)
-        versions.append(out._version)
+        self.acts.append(out)
         # A caller that edits the returned tensor in place would change what we recorded:
         # in protected mode it gets a copy.
-        return out.clone() if protect else out
+        return out.clone() if self.protect else out
 
-    with torch.set_grad_enabled(grad):
-        logits, names, kinds = run_model(runner, inputs, record, extra, names=True)
-        targets = resolve_targets(target, logits)
-        grads = None
-        if grad:
-            y = target_outputs(logits, targets).sum()
-            grads = list(torch.autograd.grad(y, acts, allow_unused=True, materialize_grads=True))
-    if not protect and any(a._version != v for a, v in zip(acts, versions)):
+    def after(self, i, result):
+        # Noted once the interceptor has written an in-place call's result back.
+        self.versions.append(self.acts[i]._version)
+
+
+def _edits_leaf(exc: Exception) -> bool:
+    cause = exc.__cause__ if isinstance(exc, UserError) else exc
+    return "leaf Variable that requires grad is being used in an in-place" in str(cause)
+
+
+def _probe(runner, inputs, target, extra, masks, grad, protect) -> Probe:
+    rec = _Recorder(masks, grad, protect)
+    try:
+        with torch.set_grad_enabled(grad):
+            logits, names, kinds = run_model(runner, inputs, rec, extra, names=True)
+            targets = resolve_targets(target, logits)
+            grads = None
+            if grad:
+                y = target_outputs(logits, targets).sum()
+                grads = list(
+                    torch.autograd.grad(y, rec.acts, allow_unused=True, materialize_grads=True)
+                )
+    except (UserError, RuntimeError) as exc:
+        # The model edits an activation in place after the call: give it copies.
+        if protect or not _edits_leaf(exc):
+            raise
+        return _probe(runner, inputs, target, extra, masks, grad, protect=True)
+    acts = rec.acts
+    if not protect and any(a._version != v for a, v in zip(acts, rec.versions)):
         return _probe(runner, inputs, targets, extra, masks, grad, protect=True)
     return Probe(
         logits=logits.detach(),

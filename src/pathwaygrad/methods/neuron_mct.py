@@ -12,9 +12,32 @@ from pathwaygrad.methods._probe import Probe
 
 
 def neuron_mct_scores(probe: Probe) -> list[torch.Tensor]:
-    """Scores shaped like each call's output (B, ...), from a recorded probe."""
+    """Scores shaped like each call's output (B, ...), from a recorded probe.
+
+    The probe's gradients are consumed: each score is computed in the memory of its gradient
+    when that gradient is a tensor of its own (no second copy of millions of scores), and the
+    probe's ``grads`` entries are set to None.
+    """
+    counts: dict[int, int] = {}
+    for g in probe.grads:
+        if g is not None:
+            key = g.untyped_storage().data_ptr()
+            counts[key] = counts.get(key, 0) + 1
     scores = []
     for i, a in enumerate(probe.acts):
-        scores.append((probe.grads[i] * a).abs_())
+        g = probe.grads[i]
         probe.grads[i] = None  # free each gradient as soon as its scores exist
+        if _owns_memory(g, a, counts):
+            scores.append(g.mul_(a).abs_())
+        else:
+            scores.append((g * a).abs_())
     return scores
+
+
+def _owns_memory(g: torch.Tensor, a: torch.Tensor, counts: dict[int, int]) -> bool:
+    """Whether ``g`` can be overwritten: dense, shaped like ``a``, sharing memory with no other grad."""
+    if g.shape != a.shape or g.dtype != a.dtype or not g.is_contiguous() or g._base is not None:
+        return False
+    if g.untyped_storage().data_ptr() == a.untyped_storage().data_ptr():
+        return False
+    return counts.get(g.untyped_storage().data_ptr(), 0) == 1
