@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -114,7 +115,7 @@ def radius_plot(result, path: str | os.PathLike) -> None:
         ("radius, min over directions", "radius, median over random directions"),
     ):
         data = [result.values[n][s][f] for n, s in rows]
-        ax.boxplot(data, vert=True)
+        ax.boxplot(data)
         ax.set_yscale("log")
         ax.set_xticks(
             range(1, len(rows) + 1),
@@ -126,7 +127,11 @@ def radius_plot(result, path: str | os.PathLike) -> None:
         ax.set_title(f"{t} (L2, input space)", fontsize=9)
     ax = axes[2]
     for n, s in rows:
-        err = [np.nanmedian(result.values[n][s]["error"][:, j]) for j in range(len(result.radii))]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            err = [
+                np.nanmedian(result.values[n][s]["error"][:, j]) for j in range(len(result.radii))
+            ]
         ax.plot(result.radii, err, marker="o", label=n if n == "full" else f"{n}@{s:g}")
     ax.set_xscale("log")
     ax.set_yscale("log")

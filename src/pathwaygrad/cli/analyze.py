@@ -251,10 +251,12 @@ def run(args) -> int:
 
     default_methods = _LINEARITY_METHODS if kind == "linearity" else _DEFAULT_METHODS
     specs = parse_methods(args.methods or default_methods)
-    lin_specs = parse_methods(
-        args.linearity_methods
-        or (args.methods if kind == "linearity" and args.methods else _LINEARITY_METHODS)
-    )
+    if args.linearity_methods:
+        lin_specs = parse_methods(args.linearity_methods)
+    elif args.methods:
+        lin_specs = [s for s in specs if s.method in ("neuron_mct", "random", "dgr")] or specs
+    else:
+        lin_specs = parse_methods(_LINEARITY_METHODS)
     if "linearity" in analyses:
         known = {s.label for s in specs}
         specs += [s for s in lin_specs if s.label not in known]
