@@ -17,7 +17,7 @@ from pathwaygrad.attribution.explain import explain
 from pathwaygrad.attribution.pathway_gradient import PathwayGradient, pathway_gradient
 from pathwaygrad.methods import PATHWAY_METHODS
 from pathwaygrad.pathway import Pathway
-from pathwaygrad.selection import NeuronScores, score_neurons, select_pathway
+from pathwaygrad.selection import NeuronScores, pathway_logits, score_neurons, select_pathway
 from pathwaygrad.sites import ACTIVATION_KINDS, Site, activation_sites
 from pathwaygrad.visualization import reduce_channels
 
@@ -35,6 +35,7 @@ __all__ = [
     "errors",
     "explain",
     "pathway_gradient",
+    "pathway_logits",
     "reduce_channels",
     "score_neurons",
     "select_pathway",

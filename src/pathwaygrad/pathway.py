@@ -53,6 +53,15 @@ class Pathway:
         cols = [100.0 * (1.0 - m.reshape(m.shape[0], -1).float().mean(dim=1)) for m in self.masks]
         return torch.stack(cols, dim=1)
 
+    def empty_calls(self) -> dict[int, int]:
+        """Calls in which some example keeps no neuron: {call index: number of such examples}."""
+        out = {}
+        for i, m in enumerate(self.masks):
+            n = int((~m.reshape(m.shape[0], -1).any(dim=1)).sum())
+            if n:
+                out[i] = n
+        return out
+
     def flat(self) -> torch.Tensor:
         """All masks of each example side by side: bool (B, N)."""
         return torch.cat([m.reshape(m.shape[0], -1) for m in self.masks], dim=1)

@@ -6,6 +6,7 @@ chosen method) and thresholds the scores into a :class:`~pathwaygrad.Pathway`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -126,7 +127,24 @@ def select_pathway(
     )
     if adaptive:
         pathway.info["pathway_logits"] = kept_logits
+    _warn_empty_calls(pathway)
     return pathway
+
+
+def _warn_empty_calls(pathway: Pathway) -> None:
+    """A call with no kept neuron cuts the network: the response no longer depends on the input."""
+    empty = pathway.empty_calls()
+    if empty:
+        names = ", ".join(
+            f"{pathway.sites[c]} ({n} example(s))" for c, n in list(empty.items())[:3]
+        )
+        more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
+        warnings.warn(
+            f"the {pathway.method} pathway keeps no neuron of call(s) {names}{more}: the masked "
+            "network's output no longer depends on the input there and its pathway gradient is 0. "
+            "Lower the sparsity or use threshold='per_layer'.",
+            stacklevel=3,
+        )
 
 
 class NeuronScores(NamedTuple):
@@ -205,6 +223,26 @@ def _direct_masks(method, runner, inputs, first, extra, level, options):
     from pathwaygrad.methods.greedy import greedy_masks
 
     return greedy_masks(runner, inputs, first, extra, sparsity=level, **options)
+
+
+def pathway_logits(
+    model, inputs: torch.Tensor, pathway: Pathway, *, additional_forward_args=None
+) -> torch.Tensor:
+    """Logits (B, K) of the network restricted to ``pathway`` (pruned neurons output 0).
+
+    ``pathway.full_logits`` holds the full network's target logit for comparison.
+    """
+    from pathwaygrad.errors import PathwayMismatchError
+
+    inputs = check_inputs(inputs)
+    if pathway.batch_size != inputs.shape[0]:
+        raise PathwayMismatchError(
+            f"the pathway holds {pathway.batch_size} example(s) but inputs hold {inputs.shape[0]}"
+        )
+    runner = ActivationRunner(model, pathway.activations)
+    masks = [m.to(inputs.device) for m in pathway.masks]
+    with preserved(model):
+        return masked_logits(runner, inputs, masks, forward_args(additional_forward_args))
 
 
 def masked_logits(runner, inputs, masks, extra=()) -> torch.Tensor:

@@ -317,3 +317,24 @@ def test_reduce_channels_keeps_sign_of_largest_magnitude():
     a = torch.tensor([[[[1.0, -3.0]], [[-2.0, 2.0]]]])  # (1, 2, 1, 2)
     out = pg.reduce_channels(a)
     torch.testing.assert_close(out, torch.tensor([[[-2.0 / 3, -1.0]]]))
+
+
+def test_pathway_logits_equal_hand_gated_network():
+    model, x = make("residual")
+    p = pg.select_pathway(model, x, sparsity=80)
+    with torch.no_grad():
+        oracle = model(x, gates=[m.float() for m in p.masks])
+    torch.testing.assert_close(pg.pathway_logits(model, x, p), oracle)
+    torch.testing.assert_close(
+        p.full_logits, model(x).gather(1, p.targets[:, None]).squeeze(1).detach()
+    )
+
+
+def test_warns_when_a_call_loses_every_neuron():
+    model, x = make("plain")
+    scores = pg.score_neurons(model, x)
+    # find a sparsity at which the fc call (16 neurons) is emptied for some example
+    with pytest.warns(UserWarning, match="keeps no neuron of call"):
+        p = pg.select_pathway(model, x, sparsity=99.9)
+    assert p.empty_calls()
+    assert len(scores.scores) == 3
