@@ -6,7 +6,7 @@ ResNet-20 (pretrained weights from ../shared when present), the gradient's ranki
 18 removal levels (1..10 %, 20..90 %). Both paths give the same probabilities (checked). Prints a
 table and, last, one JSON line with the ratio (median of ``--runs``).
 
-    .venv/bin/python benchmarks/bench_lerf.py [--n 64] [--runs 3]
+    .venv/bin/python benchmarks/bench_lerf.py [--n 32] [--runs 3]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args(argv)
 

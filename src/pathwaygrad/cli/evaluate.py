@@ -8,7 +8,7 @@ Presets (explicit options override them):
 
 - ``quick`` (default; minutes on 2 CPU cores): the pretrained CIFAR-10 ResNet-20 of ``../shared``
   and a class-balanced subset of the CIFAR-10 test set (perturbation, ROAD, sanity); for ROAR / KAR
-  a narrow ResNet-8 (widths 16/32/64) trained here for a few epochs on a 4,000-image subset.
+  a narrow ResNet-8 (widths 16/32/64) trained here for 5 epochs (batch 64) on a 4,000-image subset.
 - ``paper``: the paper's settings (section 3.4-3.6): ResNet-8 (64/128/256), 50 epochs, all of
   CIFAR-10, t = 10..90 %, 5 retrains per cell; 1,000 images for the sanity check and pixel
   perturbation. Many hours on a CPU: run the ROAR cells on more machines (see docs/evaluation.md).
@@ -37,7 +37,8 @@ PRESETS = {
         "n_images": {"perturbation": 256, "road": 128, "sanity": 16},
         "train_subset": 4000,
         "test_subset": 1000,
-        "epochs": 4,
+        "epochs": 5,
+        "train_batch_size": 64,
         "fractions": {
             "roar": (0.1, 0.5, 0.9),
             "kar": (0.1, 0.5, 0.9),
@@ -53,6 +54,7 @@ PRESETS = {
         "train_subset": None,
         "test_subset": None,
         "epochs": 50,
+        "train_batch_size": 256,
         "fractions": {
             "roar": (0.1, 0.3, 0.5, 0.7, 0.9),
             "kar": (0.1, 0.3, 0.5, 0.7, 0.9),
@@ -263,7 +265,7 @@ def _run_roar(args, preset, out: Path) -> None:
         include_random=not args.no_random,
         rank_by=args.rank_by,
         target=args.target,
-        train_kwargs={"epochs": epochs, "batch_size": 256},
+        train_kwargs={"epochs": epochs, "batch_size": preset["train_batch_size"]},
         executor=args.executor,
         workers=args.workers,
         device=args.device,

@@ -147,9 +147,12 @@ def _solve_banded(x: np.ndarray, remove: np.ndarray) -> np.ndarray:
     counts = remove.reshape(b, -1).sum(1)
     offsets = np.concatenate([[0], np.cumsum(counts)])
     width = np.zeros(b, dtype=np.int64)  # per image: largest index distance of a coupled pair
-    for i, j, _ in upper:
+    for i, j, _ in upper:  # i is sorted: split it into the images' segments
         if i.size:
-            np.maximum.at(width, np.searchsorted(offsets, i, side="right") - 1, j - i)
+            starts = np.searchsorted(i, offsets[:-1])
+            has = starts < np.searchsorted(i, offsets[1:])
+            seg = np.maximum.reduceat(j - i, starts[has])
+            width[has] = np.maximum(width[has], seg)
     out = np.empty_like(rhs, dtype=dtype)
     entries = [(i, j, v) for i, j, v in upper if i.size]
     order = np.argsort(width, kind="stable")
@@ -299,7 +302,8 @@ def noisy_linear_impute(
             f"{tuple(remove.shape)}"
         )
     remove = remove.to(torch.bool)
-    if bool(remove.flatten(1).all(dim=1).any()):
+    rn = remove.cpu().numpy()
+    if (rn.reshape(rn.shape[0], -1).sum(1) == rn[0].size).any():
         raise UserError(
             "an image has all pixels removed: nothing to impute from; use fractions < 1"
         )
@@ -307,7 +311,6 @@ def noisy_linear_impute(
         solver = "banded"
     if solver in ("banded", "sparse"):
         xn = x.detach().cpu().numpy()
-        rn = remove.cpu().numpy()
         out_np = xn.copy()
         if rn.any():
             solve = _solve_banded if solver == "banded" else _solve_sparse
