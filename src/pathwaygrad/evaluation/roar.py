@@ -96,6 +96,15 @@ def _fingerprint(*arrays: np.ndarray) -> str:
     return h.hexdigest()[:12]
 
 
+def _model_fingerprint(model: nn.Module) -> str:
+    """A short hash of a model's parameters and buffers (which model made the maps)."""
+    h = hashlib.sha1()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 def _save_npy(path: Path, array: np.ndarray) -> None:
     """``np.save`` to a temporary file beside ``path``, then ``os.replace`` (atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -538,9 +547,13 @@ def remove_and_retrain(
         )
     # 3. cells
     jobs = []
+    explainer = _model_fingerprint(explain_model)
+    meta["settings"]["explain_model_fingerprint"] = explainer
     for mode in modes:
         for spec in specs:
             map_settings = {"method": spec.describe(), "rank_by": rank_by, "target": target}
+            if not spec.is_random_ranking:
+                map_settings["explain_model"] = explainer
             for f in fr:
                 for r in range(repeats):
                     jobs.append(job(mode, spec, f, r, maps_of[spec.label], map_settings))
