@@ -13,8 +13,16 @@ from pathwaygrad.sites import ActivationRunner
 def mask_transform(masks: Sequence[torch.Tensor] | None, record: list | None = None):
     """A transform for :meth:`ActivationRunner.forward`: ``out * masks[i]`` (None: unchanged).
 
-    With ``record``, each call's (masked) output is appended to it.
+    With ``record``, each call's (masked) output is appended to it. Without it, the core's fused
+    :class:`pathwaygrad.sites.MaskTransform` is used when it exists (same result, less memory).
     """
+    if record is None and masks is not None:
+        try:
+            from pathwaygrad.sites import MaskTransform
+        except ImportError:  # older core
+            pass
+        else:
+            return MaskTransform(list(masks))
 
     def transform(i, kind, out):
         if masks is not None:

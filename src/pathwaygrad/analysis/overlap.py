@@ -195,7 +195,9 @@ class OverlapResult:
                 "real_sparsity_mean": self.mean("sparsity", s).tolist(),
                 "real_sparsity_std": self.std("sparsity", s).tolist(),
                 "layer_jaccard_mean": self.mean("layer_jaccard", s).tolist(),
+                "layer_jaccard_std": self.std("layer_jaccard", s).tolist(),
                 "layer_dead_share_mean": self.mean("layer_dead", s).tolist(),
+                "layer_dead_share_std": self.std("layer_dead", s).tolist(),
                 "layer_real_sparsity_mean": self.mean("layer_sparsity", s).tolist(),
             }
         return _clean(out)
