@@ -91,8 +91,8 @@ def _call(job: Job) -> Any:
 class LocalProcessExecutor(Executor):
     """A pool of ``workers`` local processes (``spawn`` start method), ``threads`` torch threads each.
 
-    Defaults: as many workers as CPU cores (at most the number of jobs), and the cores shared
-    evenly between them. With one worker the jobs still run in a child process, which keeps the
+    Defaults: as many workers as CPU cores (never more than the number of jobs), and the cores
+    shared evenly between the configured workers. With one worker the jobs still run in a child process, which keeps the
     caller's process clean of training state.
     """
 
@@ -110,8 +110,11 @@ class LocalProcessExecutor(Executor):
         if not jobs:
             return
         cores = os.cpu_count() or 1
-        workers = min(self.workers or cores, len(jobs))
-        threads = self.threads or max(1, cores // workers)
+        configured = self.workers or cores
+        workers = min(configured, len(jobs))
+        # threads from the configured pool size, so every job runs alike (a lone job does not get
+        # all cores: on a busy machine that is many times slower, and results stay comparable)
+        threads = self.threads or max(1, cores // configured)
         ctx = multiprocessing.get_context(self.start_method)
         pending = list(reversed(jobs))
         running: dict[Future, Job] = {}
