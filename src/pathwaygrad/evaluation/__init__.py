@@ -30,15 +30,18 @@ from pathwaygrad.evaluation._executor import (
 from pathwaygrad.evaluation._methods import DEFAULT_SPARSITY, MethodSpec, edge_map, resolve_methods
 from pathwaygrad.evaluation._results import ResultTable, read_csv, write_csv, write_json
 
+# Functions re-exported lazily (their modules import scipy / scikit-image). ``roar.roar`` and
+# ``road.road`` share their module's name, so they are reached through the module:
+# ``from pathwaygrad.evaluation.roar import roar``.
 _LAZY = {
     "pixel_perturbation": "perturbation",
     "deletion_insertion": "perturbation",
-    "road": "road",
     "noisy_linear_impute": "road",
-    "roar": "roar",
+    "remove_and_retrain": "roar",
     "kar": "roar",
     "sanity_check": "sanity",
     "quantus_explain_func": "quantus_adapter",
+    "plot_results": "plots",
 }
 
 __all__ = [
