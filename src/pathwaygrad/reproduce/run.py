@@ -134,22 +134,26 @@ def plan(preset: Preset, models: dict, data: str | None, threads: int | None) ->
                 ],
             )  # fmt: skip
         )
-    steps.append(
-        Step(
-            f"perturbation_{first}",
-            f"LeRF / MoRF pixel perturbation (3.6) on {first}",
-            [
-                "evaluate",
-                "perturbation",
-                *model_args,
-                *common,
-                "--n-images",
-                str(preset.perturbation_images),
-                "--methods",
-                methods(preset.saliency_methods, preset.pathway_sparsity) + ";random_ranking",
-            ],
-        )  # fmt: skip
-    )
+    # The paper leaves open whether maps were made absolute before ranking: run both.
+    for rank_by, suffix in (("max", ""), ("abs", "_abs")):
+        steps.append(
+            Step(
+                f"perturbation_{first}{suffix}",
+                f"LeRF / MoRF pixel perturbation (3.6) on {first}, pixels ranked by {rank_by}",
+                [
+                    "evaluate",
+                    "perturbation",
+                    *model_args,
+                    *common,
+                    "--n-images",
+                    str(preset.perturbation_images),
+                    "--methods",
+                    methods(preset.saliency_methods, preset.pathway_sparsity) + ";random_ranking",
+                    "--rank-by",
+                    rank_by,
+                ],
+            )  # fmt: skip
+        )
     for mode in ("roar", "kar"):
         argv = [
             "evaluate", mode, *common, "--preset", preset.roar_preset,
