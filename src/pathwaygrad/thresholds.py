@@ -28,8 +28,8 @@ import torch
 THRESHOLDS = ("global", "per_layer")
 
 _HI_BINS = 1 << 15  # upper 16 bits of a non-negative float32: 0 .. 0x7F80 (inf)
-_LO_BINS = (1 << 16) + 2  # lower 16 bits, plus one bin below and one above the bucket
-_CHUNK = 1 << 20  # elements per histogram call: 4 MB of keys, stays in cache
+_LO_BINS = 257 * 256  # lower 16 bits (+1), one bin below and one above the bucket, padding
+_BLOCK = 1 << 15  # elements per block: PyTorch's parallel grain size
 _SMALL = 1 << 20  # below this many elements in all, no threads
 _pool: ThreadPoolExecutor | None = None
 
@@ -104,81 +104,123 @@ def _run(tasks) -> list:
     return [f.result() for f in [_pool.submit(t) for t in tasks]]
 
 
-def _pieces(parts: list[torch.Tensor]) -> list[tuple[int, torch.Tensor]]:
-    """(row, 1-D contiguous chunk of that row) covering every element of every part."""
+def _blocks(parts: list[torch.Tensor]) -> list[tuple[int, torch.Tensor]]:
+    """(first row, block (b, c)) covering all elements of every part, each of at most ``_BLOCK``
+    elements (at least one column): small enough that PyTorch runs each elementwise op on a
+    block in the calling thread (below its parallel grain size), big enough to amortise the
+    per-op overhead."""
     out = []
     for p in parts:
-        for b in range(p.shape[0]):
-            row = p[b]
-            for start in range(0, row.shape[0], _CHUNK):
-                out.append((b, row[start : start + _CHUNK]))
+        # At most 8 rows per block: each row counts into its own part of the histogram, and a
+        # few rows' parts stay in cache together.
+        rows = min(p.shape[0], 8)
+        cols = max(1, _BLOCK // rows)
+        for r0 in range(0, p.shape[0], rows):
+            for start in range(0, p.shape[1], cols):
+                out.append((r0, p[r0 : r0 + rows, start : start + cols]))
     return out
 
 
-def _histograms(parts, batch, bins, keys_of) -> torch.Tensor:
-    """(batch, bins) int64 histogram of ``keys_of(row, chunk)`` over all chunks of each row."""
-    device = parts[0].device
-    total = sum(p.numel() for p in parts)
-    if device.type != "cpu" or total <= _SMALL:
-        # One bincount per part over all rows at once, rows told apart by an offset.
-        hist = torch.zeros(batch * bins, dtype=torch.long, device=device)
-        offsets = (torch.arange(batch, device=device, dtype=torch.int32) * bins)[:, None]
-        for p in parts:
-            keys = keys_of(slice(None), p) + offsets
-            hist += torch.bincount(keys.reshape(-1), minlength=batch * bins)
-        return hist.view(batch, bins)
-    pieces = _pieces(parts)
-    workers = _threads()
-    # Contiguous groups of pieces with about equal element counts, one per thread.
-    groups, acc, limit = [[]], 0, total / workers
-    for b, chunk in pieces:
-        if acc >= limit * len(groups) and len(groups) < workers:
+def _histograms(parts, bins: int, keys_of) -> torch.Tensor:
+    """(B, bins) int histogram per row of ``keys_of(block, offsets)`` over all blocks of ``parts``.
+
+    ``keys_of(block, offsets, r0)`` maps a block (b, c) of rows r0.. to int32 keys (b, c) in
+    [offsets[i], offsets[i] + bins) for its row i (``offsets`` is (b, 1): row * bins), so that one
+    ``index_add_`` counts a whole block into the flat (B * bins) histogram. ``index_add_`` with a
+    broadcast source of ones is one serial pass (``bincount`` adds a min and a max pass and
+    allocates its output). On the CPU, with more than one core and enough data, the blocks are
+    shared out to Python threads (torch ops release the GIL), each counting into its own
+    histogram.
+    """
+    batch, device = parts[0].shape[0], parts[0].device
+    row_len = sum(p.shape[1] for p in parts)
+    dtype = torch.int32 if row_len < 2**31 - 1 else torch.long
+    offsets = torch.arange(batch, device=device, dtype=torch.int32).mul_(bins)[:, None]
+    one = torch.ones(1, dtype=dtype, device=device)
+
+    def work(blocks):
+        hist = torch.zeros(batch * bins, dtype=dtype, device=device)
+        for r0, block in blocks:
+            keys = keys_of(block, offsets[r0 : r0 + block.shape[0]], r0).view(-1)
+            hist.index_add_(0, keys, one.expand(keys.shape[0]))
+        return hist
+
+    total = batch * row_len
+    if device.type != "cpu":
+        return work([(0, p) for p in parts]).view(batch, bins)
+    blocks = _blocks(parts)
+    workers = 1
+    if total > _SMALL:
+        workers = max(1, min(_threads(), total // (8 * batch * bins)))
+    # Contiguous groups of blocks with about equal element counts, one per thread.
+    groups: list[list[tuple[int, torch.Tensor]]] = [[]]
+    acc = 0
+    for r0, block in blocks:
+        if acc >= total / workers * len(groups) and len(groups) < workers:
             groups.append([])
-        groups[-1].append((b, chunk))
-        acc += chunk.numel()
+        groups[-1].append((r0, block))
+        acc += block.numel()
+    hists = _run([lambda g=g: work(g) for g in groups if g])
+    hist = hists[0]
+    for h in hists[1:]:
+        hist += h
+    return hist.view(batch, bins)
 
-    def work(group):
-        local = torch.zeros(batch, bins, dtype=torch.long)
-        for b, chunk in group:
-            local[b] += torch.bincount(keys_of(b, chunk), minlength=bins)
-        return local
 
-    return sum(_run([lambda g=g: work(g) for g in groups if g]))
+def _find_bins(hist: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
+    """Per row b and column j, the first bin whose running count exceeds ``want[b, j]``.
+
+    ``hist`` is (B, G * 256). Two levels of 256 (sums of groups, then within the group), so no
+    cumulative sum runs over whole rows of tens of thousands of bins.
+    """
+    batch, bins = hist.shape
+    groups = hist.view(batch, bins // 256, 256)
+    cum_g = groups.sum(-1, dtype=hist.dtype).cumsum(1, dtype=torch.long)  # (B, G)
+    g = torch.searchsorted(cum_g, want, right=True).clamp_(max=bins // 256 - 1)  # (B, R)
+    before = torch.where(g > 0, cum_g.gather(1, (g - 1).clamp(min=0)), 0)  # (B, R)
+    rows = torch.arange(batch, device=hist.device)[:, None].expand_as(g)
+    inside = groups[rows, g].to(torch.long).cumsum(-1) + before[..., None]  # (B, R, 256)
+    j = torch.searchsorted(inside, want[..., None], right=True).squeeze(-1)
+    return g * 256 + j
 
 
 def _radix_select(parts: list[torch.Tensor], ranks: list[int]) -> torch.Tensor:
-    """Exact order statistics of non-negative float32 rows by a two-level radix select."""
+    """Exact order statistics of non-negative float32 rows by a two-level radix select.
+
+    Level 1 counts the upper 16 bits of every score (the bucket: sign, exponent and 7 mantissa
+    bits); level 2 counts the lower 16 bits of the scores inside the bucket holding the wanted
+    rank. For non-negative floats the bit patterns sort like the values, so the rank's bit
+    pattern, hence its value, is exact. Every row's histogram counts all of its elements (level
+    2 counts those below and above the bucket in its first and last bins), so a rank is found
+    directly in the running counts of its row.
+    """
     batch = parts[0].shape[0]
     device = parts[0].device
-    parts = [p.contiguous() for p in parts]
 
-    def upper(b, x):  # upper 16 bits
-        return torch.bitwise_right_shift(x.view(torch.int32), 16)
+    def upper(block, offsets, r0):  # upper 16 bits, + row offset
+        return torch.bitwise_right_shift(block.view(torch.int32), 16).add_(offsets)
 
-    cum = _histograms(parts, batch, _HI_BINS, upper).cumsum_(1)
     want = torch.tensor(ranks, dtype=torch.long, device=device).expand(batch, -1).contiguous()
-    bucket = torch.searchsorted(cum, want, right=True)  # (B, R): bucket holding each rank
-    below = torch.where(bucket > 0, cum.gather(1, (bucket - 1).clamp_(min=0)), 0)
+    bucket = _find_bins(_histograms(parts, _HI_BINS, upper), want)  # (B, R)
     out = torch.empty(batch, len(ranks), dtype=torch.float32, device=device)
-    # Rank r of a row usually falls in the same bucket for every r; one fine pass per distinct
-    # bucket index position (at most len(ranks) passes).
+    # The ranks of a row (k and k + 1) almost always share a bucket: one level-2 pass resolves
+    # both; a second pass only when some row's rank k + 1 starts the next bucket.
     done = torch.zeros(batch, len(ranks), dtype=torch.bool, device=device)
     for j in range(len(ranks)):
         if bool(done[:, j].all()):
             continue
-        base = (bucket[:, j].to(torch.int32) << 16) - 1  # bucket's first bit pattern - 1
-        base_cpu = base.tolist()
+        first = bucket[:, j].to(torch.int32) << 16  # the bucket's first bit pattern
+        col = first[:, None]
 
-        def lower(b, x, base=base, base_cpu=base_cpu):
-            # bits - base: 1..65536 inside the bucket, <= 0 below, > 65536 above.
-            off = base_cpu[b] if isinstance(b, int) else base[:, None]
-            return torch.sub(x.view(torch.int32), off).clamp_(0, _LO_BINS - 1)
+        def lower(block, offsets, r0, col=col):
+            # Bin 0: below the bucket; 1..65536: inside (lower 16 bits + 1); 65537: above.
+            # (Bit patterns and bucket starts are both in [0, 2**31), so the difference fits.)
+            keys = torch.sub(block.view(torch.int32), col[r0 : r0 + block.shape[0]] - 1)
+            return keys.clamp_(0, 65537).add_(offsets)
 
-        fine = _histograms(parts, batch, _LO_BINS, lower)[:, 1:-1].contiguous().cumsum_(1)
-        same = bucket == bucket[:, j : j + 1]  # ranks resolved by this bucket's histogram
-        same &= ~done
-        idx = torch.searchsorted(fine, (want - below).clamp_(min=0), right=True)
-        bits = (base[:, None] + 1 + idx.to(torch.int32)).view(torch.float32)
+        fine = _find_bins(_histograms(parts, _LO_BINS, lower), want)  # 1..65536 in the bucket
+        same = (bucket == bucket[:, j : j + 1]) & ~done  # ranks this pass resolves
+        bits = (col + (fine.to(torch.int32) - 1)).view(torch.float32)
         out = torch.where(same, bits, out)
         done |= same
     return out

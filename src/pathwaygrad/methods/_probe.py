@@ -58,6 +58,8 @@ class _Recorder:
 
     def __init__(self, masks, grad: bool, protect: bool):
         self.masks = masks
+        # ``out`` that already requires grad is returned as it is (see sites.Transform).
+        self.passes_grad_outputs = masks is None and not protect
         self.grad = grad
         self.protect = protect
         self.acts: list[torch.Tensor] = []
