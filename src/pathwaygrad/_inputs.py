@@ -51,6 +51,16 @@ def check_sparsity(sparsity) -> float:
     return s
 
 
+def check_options(method: str, options, allowed) -> None:
+    """Refuse options a method does not take, naming the ones it does."""
+    unknown = set(options) - set(allowed)
+    if unknown:
+        raise UserError(
+            f"method {method!r} takes no option(s) {sorted(unknown)}; "
+            f"its options are {list(allowed) or 'none'}"
+        )
+
+
 def check_logits(logits) -> torch.Tensor:
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits)

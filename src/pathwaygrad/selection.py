@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 
 from pathwaygrad._guard import preserved
-from pathwaygrad._inputs import check_inputs, check_sparsity, forward_args, run_model
+from pathwaygrad._inputs import check_inputs, check_options, check_sparsity, forward_args, run_model
 from pathwaygrad.errors import UserError
 from pathwaygrad.methods import METHOD_OPTIONS, PATHWAY_METHODS
 from pathwaygrad.methods._probe import apply_mask, probe, target_outputs
@@ -65,12 +65,7 @@ def select_pathway(
     """
     if method not in PATHWAY_METHODS:
         raise UserError(f"unknown pathway method {method!r}; choose from {list(PATHWAY_METHODS)}")
-    unknown = set(options) - set(METHOD_OPTIONS[method])
-    if unknown:
-        raise UserError(
-            f"method {method!r} takes no option(s) {sorted(unknown)}; "
-            f"its options are {list(METHOD_OPTIONS[method]) or 'none'}"
-        )
+    check_options(method, options, METHOD_OPTIONS[method])
     adaptive = isinstance(sparsity, str)
     if adaptive:
         if sparsity != "adaptive":
@@ -180,12 +175,7 @@ def score_neurons(
             f"score_neurons takes one of {list(SCORING_METHODS)}, got {method!r} "
             "(greedy and dead select masks directly: use select_pathway)"
         )
-    unknown = set(options) - set(METHOD_OPTIONS[method])
-    if unknown:
-        raise UserError(
-            f"method {method!r} takes no option(s) {sorted(unknown)}; "
-            f"its options are {list(METHOD_OPTIONS[method]) or 'none'}"
-        )
+    check_options(method, options, METHOD_OPTIONS[method])
     inputs = check_inputs(inputs)
     extra = forward_args(additional_forward_args)
     runner = ActivationRunner(model, activations)

@@ -24,7 +24,13 @@ import torch
 from torch import nn
 
 from pathwaygrad._guard import preserved
-from pathwaygrad._inputs import check_inputs, forward_args, resolve_targets, run_model
+from pathwaygrad._inputs import (
+    check_inputs,
+    check_options,
+    forward_args,
+    resolve_targets,
+    run_model,
+)
 from pathwaygrad.errors import UserError
 from pathwaygrad.methods._probe import target_outputs
 from pathwaygrad.sites import ActivationRunner
@@ -129,12 +135,7 @@ def baseline_attribution(
 
     if method not in BASELINE_METHODS:
         raise UserError(f"unknown baseline {method!r}; choose from {list(BASELINE_METHODS)}")
-    unknown = set(options) - set(BASELINE_OPTIONS[method])
-    if unknown:
-        raise UserError(
-            f"method {method!r} takes no option(s) {sorted(unknown)}; "
-            f"its options are {list(BASELINE_OPTIONS[method]) or 'none'}"
-        )
+    check_options(method, options, BASELINE_OPTIONS[method])
     inputs = check_inputs(inputs)
     extra = additional_forward_args
     with preserved(model), torch.no_grad():

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from pathwaygrad.errors import UserError
+from pathwaygrad.methods import PAPER_NAMES
 
 DEFAULT_METHODS = (
     "neuron_mct, neuron_intgrad, gradient, input_x_gradient, integrated_gradients, "
@@ -33,20 +34,7 @@ DEFAULT_METHODS = (
 )
 HELP = "explain images: pathway gradient beside the usual saliency methods, saved as PNG + JSON"
 
-_LABELS = {
-    "neuron_mct": "NeuronMCT",
-    "neuron_intgrad": "NeuronIntGrad",
-    "greedy": "Greedy",
-    "random": "Random",
-    "dgr": "DGR",
-    "dead": "Dead path",
-    "gradient": "Gradient",
-    "input_x_gradient": "Input x Gradient",
-    "integrated_gradients": "Integrated Gradients",
-    "guided_backprop": "Guided Backprop",
-    "grad_cam": "Grad-CAM",
-    "smoothgrad": "SmoothGrad",
-}
+_LABELS = PAPER_NAMES
 
 
 # ------------------------------------------------------------------------------------- arguments

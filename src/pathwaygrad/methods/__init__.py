@@ -16,6 +16,24 @@ from __future__ import annotations
 
 PATHWAY_METHODS = ("neuron_mct", "neuron_intgrad", "greedy", "random", "dgr", "dead")
 
+# The paper's name of every method, pathway or baseline (figures, tables, reports).
+PAPER_NAMES = {
+    "neuron_mct": "NeuronMCT",
+    "neuron_intgrad": "NeuronIntGrad",
+    "greedy": "Greedy",
+    "random": "Random",
+    "dgr": "DGR",
+    "dgr_ones": "DGR(init=1)",
+    "dgr_random": "DGR(init=r)",
+    "dead": "Dead path",
+    "gradient": "Gradient",
+    "input_x_gradient": "Input x Gradient",
+    "integrated_gradients": "Integrated Gradients",
+    "guided_backprop": "Guided Backprop",
+    "grad_cam": "Grad-CAM",
+    "smoothgrad": "SmoothGrad",
+}
+
 # Options each method accepts (besides sparsity / threshold / activations).
 METHOD_OPTIONS = {
     "neuron_mct": (),

@@ -9,22 +9,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from pathwaygrad.methods import PAPER_NAMES
 from pathwaygrad.reproduce import paper_numbers as P
 from pathwaygrad.reproduce.claims import base, judge_all
 
 DISPLAY = {
-    "neuron_intgrad": "NeuronIntGrad",
-    "neuron_mct": "NeuronMCT",
-    "dgr_ones": "DGR(init=1)",
-    "dgr_random": "DGR(init=r)",
-    "greedy": "Greedy",
-    "random": "Random",
-    "gradient": "Gradient",
-    "input_x_gradient": "Input x Gradient",
-    "integrated_gradients": "Integrated Gradients",
-    "guided_backprop": "Guided Backprop",
-    "grad_cam": "Grad-CAM",
-    "smoothgrad": "SmoothGrad",
+    **PAPER_NAMES,
     "random_ranking": "Random ranking",
     "full": "Full network",
     "base": "no removal",
