@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -383,9 +384,12 @@ def explain_image(
             rec: dict = {"method": method}
             if method in pg.PATHWAY_METHODS:
                 threshold = getattr(args, "threshold", None)
-                pathway = pg.select_pathway(
-                    exp.model, x, tgt, method, sparsity=s, threshold=threshold, **options
-                )
+                with warnings.catch_warnings():
+                    # an emptied call is reported in the JSON (empty_calls) and the summary line
+                    warnings.filterwarnings("ignore", message=".*keeps no neuron of call")
+                    pathway = pg.select_pathway(
+                        exp.model, x, tgt, method, sparsity=s, threshold=threshold, **options
+                    )
                 attr = pg.pathway_gradient(exp.model, x, pathway)
                 seconds = time.perf_counter() - t0
                 layer = pathway.layer_sparsity()[0]
@@ -554,5 +558,11 @@ def run(args) -> int:
             f"{path}: {pred['name']} (p = {pred['probability']:.2f}), "
             f"{len(result['maps'])} maps in {time.perf_counter() - t0:.1f} s -> {out / stem}.png"
         )
+        cut = [label for label, rec in result["records"].items() if rec.get("empty_calls")]
+        if cut:
+            print(
+                f"  note: the pathway of {', '.join(cut)} keeps no neuron of some activation "
+                "call, so its map is 0 there (see empty_calls in the JSON); lower the sparsity"
+            )
     print(f"wrote {len(images)} figure(s) and JSON file(s) to {out}")
     return 0
