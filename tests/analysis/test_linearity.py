@@ -66,7 +66,8 @@ def test_censoring_and_no_boundary():
     x = torch.randn(2, 5, generator=torch.Generator().manual_seed(5))
     none_kept = [torch.zeros(2, 40, dtype=torch.bool)]
     res = pattern_radius(net, x, none_kept, n_random=3, t_max=10.0)
-    assert bool((res["radius"] == 10.0).all()) and bool((res["censored"] == 1).all())
+    assert bool((res["radius"][:, 1:] == 10.0).all()) and bool((res["censored"] == 1).all())
+    assert bool(res["radius"][:, 0].isnan().all())  # no gradient: no gradient direction
 
 
 def test_linearisation_error_zero_inside_and_positive_outside():
@@ -97,3 +98,12 @@ def test_model_is_left_untouched():
     assert all(v.dtype == torch.float32 for v in net.state_dict().values())
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert all(p.requires_grad for p in net.parameters())
+
+
+def test_zero_gradient_direction_is_nan():
+    net = MLP((5, 40, 3)).eval()
+    x = torch.randn(2, 5, generator=torch.Generator().manual_seed(8))
+    none_kept = [torch.zeros(2, 40, dtype=torch.bool)]
+    res = local_linearity(net, x, none_kept, n_random=2, radii=(0.1,))
+    assert bool(res["zero_gradient"].all()) and bool(res["radius_grad"].isnan().all())
+    assert bool((res["radius_min"] == 100.0).all())

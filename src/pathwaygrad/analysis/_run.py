@@ -252,7 +252,13 @@ def write_linearity(res: LinearityResult, out: Path, config: dict) -> dict:
         for s, v in res.values[name].items():
             for n, ex in enumerate(res.index):
                 row = {"example": int(ex), "pathway": name, "sparsity": s}
-                for f in ("radius_min", "radius_median", "radius_grad", "censored_share"):
+                for f in (
+                    "radius_min",
+                    "radius_median",
+                    "radius_grad",
+                    "censored_share",
+                    "zero_gradient",
+                ):
                     row[f] = v[f][n]
                 for j, r in enumerate(res.radii):
                     row[f"error_at_{r:g}"] = v["error"][n, j]

@@ -260,7 +260,8 @@ def pattern_radius(
 
     Returns:
         ``{"radius": (B, D) float64, "censored": (B, D) int8 (-1: radius < t_min, reported as
-        t_min; 1: no change up to t_max, reported as t_max), "directions": names}``.
+        t_min; 1: no change up to t_max, reported as t_max), "directions": names}``; the
+        gradient direction's radius is NaN where the gradient is exactly 0.
     """
     prep = prepare(model, dtype, activations)
     x = inputs.detach().to(prep.dtype)
@@ -276,7 +277,14 @@ def pattern_radius(
         names = [f"direction{i}" for i in range(dirs.shape[1])]
     pattern = _Pattern(prep, x, masks, chunk_size)
     radius, censored = _bisect(pattern, x, dirs, t_min, t_max, rtol)
+    if directions is None and gradient:
+        radius[_zero(grad), 0] = float("nan")
     return {"radius": radius.cpu(), "censored": censored.cpu(), "directions": names}
+
+
+def _zero(grad: torch.Tensor) -> torch.Tensor:
+    """(B,) True where the gradient is exactly 0 (the masked network ignores its input)."""
+    return grad.flatten(1).abs().amax(1) == 0
 
 
 @torch.no_grad()
@@ -346,7 +354,9 @@ def local_linearity(
 
     Returns a dict of tensors: ``radius`` (B, D), ``censored`` (B, D), ``error`` (B, R, D),
     ``error_rel`` (B, len(radius_multiples), D), and per example ``radius_min`` (B,) over all
-    directions, ``radius_median`` (B,) over random directions, ``radius_grad`` (B,).
+    directions, ``radius_median`` (B,) over random directions, ``radius_grad`` (B,; NaN where
+    the gradient is exactly 0, i.e. the pathway's output does not depend on the input), and
+    ``zero_gradient`` (B,) bool.
     """
     prep = prepare(model, dtype, activations)
     x = inputs.detach().to(prep.dtype)
@@ -354,6 +364,8 @@ def local_linearity(
     dirs, names = make_directions(x, n_random, seed, grad)
     pattern = _Pattern(prep, x, masks, chunk_size)
     radius, censored = _bisect(pattern, x, dirs, t_min, t_max, rtol)
+    zero = _zero(grad)
+    radius[zero, 0] = float("nan")  # no gradient direction: the output ignores the input
     kw = dict(target=targets, dtype=None, activations=prep.activations, chunk_size=chunk_size)
     err = linearization_error(prep, x, masks, dirs, list(radii), **kw)
     mult = torch.as_tensor(list(radius_multiples), dtype=torch.float64)
@@ -366,9 +378,10 @@ def local_linearity(
         "directions": names,
         "error": err,
         "error_rel": err_rel,
-        "radius_min": radius.min(dim=1).values,
+        "radius_min": radius.nan_to_num(float("inf")).min(dim=1).values,
         "radius_median": radius[:, 1:].median(dim=1).values if n_random else radius[:, 0],
         "radius_grad": radius[:, 0],
+        "zero_gradient": zero.cpu(),
         "targets": targets.cpu(),
     }
 
@@ -412,6 +425,7 @@ def linearity_records(
             "radius_median": res["radius_median"].numpy(),
             "radius_grad": res["radius_grad"].numpy(),
             "censored_share": (res["censored"] != 0).double().mean(1).numpy(),
+            "zero_gradient": res["zero_gradient"].double().numpy(),
             "error": _nanmedian(res["error"][:, :, rnd]),
             "error_grad": res["error"][:, :, 0].numpy(),
             "error_rel": _nanmedian(res["error_rel"][:, :, rnd]),
@@ -466,14 +480,15 @@ class LinearityResult:
         for n in self.names:
             for s, v in self.values[n].items():
                 row = {"pathway": n, "sparsity": s, "n_examples": len(v["radius_min"])}
-                for f in ("radius_min", "radius_median", "radius_grad"):
-                    row[f"{f}_median"] = float(np.median(v[f]))
-                    row[f"{f}_gmean"] = float(np.exp(np.mean(np.log(v[f]))))
-                    row[f"{f}_q10"] = float(np.quantile(v[f], 0.1))
-                    row[f"{f}_q90"] = float(np.quantile(v[f], 0.9))
-                row["censored_share"] = float(np.mean(v["censored_share"]))
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
+                    for f in ("radius_min", "radius_median", "radius_grad"):
+                        row[f"{f}_median"] = float(np.nanmedian(v[f]))
+                        row[f"{f}_gmean"] = float(np.exp(np.nanmean(np.log(v[f]))))
+                        row[f"{f}_q10"] = float(np.nanquantile(v[f], 0.1))
+                        row[f"{f}_q90"] = float(np.nanquantile(v[f], 0.9))
+                    row["censored_share"] = float(np.mean(v["censored_share"]))
+                    row["zero_gradient_share"] = float(np.mean(v.get("zero_gradient", np.nan)))
                     for j, r in enumerate(self.radii):
                         row[f"error_at_{r:g}"] = float(np.nanmedian(v["error"][:, j]))
                         row[f"error_grad_at_{r:g}"] = float(np.nanmedian(v["error_grad"][:, j]))

@@ -114,7 +114,7 @@ def radius_plot(result, path: str | os.PathLike) -> None:
         ("radius_min", "radius_median"),
         ("radius, min over directions", "radius, median over random directions"),
     ):
-        data = [result.values[n][s][f] for n, s in rows]
+        data = [result.values[n][s][f][np.isfinite(result.values[n][s][f])] for n, s in rows]
         ax.boxplot(data)
         ax.set_yscale("log")
         ax.set_xticks(

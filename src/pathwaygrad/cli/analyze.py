@@ -390,8 +390,12 @@ def _print_summary(summaries: dict, cfg) -> None:
     li = summaries.get("linearity")
     if li:
         print("\nlocal linearity (median over images of the per-image radius, L2):")
+
+        def g(v):
+            return "-" if v is None else f"{v:.3g}"
+
         for r in li["rows"]:
             print(
-                f"  {r['pathway']:<20} s={r['sparsity']:<5g} min {r['radius_min_median']:.3g}"
-                f"  median {r['radius_median_median']:.3g}  grad {r['radius_grad_median']:.3g}"
+                f"  {r['pathway']:<20} s={r['sparsity']:<5g} min {g(r['radius_min_median'])}"
+                f"  median {g(r['radius_median_median'])}  grad {g(r['radius_grad_median'])}"
             )
