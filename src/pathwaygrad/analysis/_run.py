@@ -53,7 +53,8 @@ def run_analyses(model, data, cfg: RunConfig, out: str | Path) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     want = set(cfg.analyses)
-    sparsities = list(cfg.sparsities)
+    # Only overlap and fidelity need every --sparsity; the others add what they use.
+    sparsities = list(cfg.sparsities) if want & {"overlap", "fidelity"} else []
     if "decode" in want and cfg.decode_sparsity not in sparsities:
         sparsities.append(cfg.decode_sparsity)
     for s in cfg.linearity_sparsities:
