@@ -194,6 +194,14 @@ def test_greedy_matches_reference_iteration_by_hand():
         assert torch.equal(mine, ref)
 
 
+def test_greedy_schedule_ends_at_the_requested_sparsity():
+    from pathwaygrad.methods.greedy import greedy_schedule
+
+    assert greedy_schedule(80, 3) == [3.0 * i for i in range(27)] + [80.0]
+    assert greedy_schedule(90, 45) == [0.0, 45.0, 90.0]
+    assert greedy_schedule(0, 1) == [0.0]
+
+
 def test_random_prunes_p_percent_per_call_reproducibly():
     model, x = make("plain")
     a = pg.select_pathway(model, x, method="random", sparsity=60, seed=3)
