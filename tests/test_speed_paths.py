@@ -252,3 +252,83 @@ def test_probe_copes_with_models_editing_activations_in_place():
     y = model.l2(a + 0.5).gather(1, target[:, None]).sum()
     (g,) = torch.autograd.grad(y, a)
     torch.testing.assert_close(ns.scores[0], (a * g).abs())
+
+
+class _IGNets:
+    class Residual(nn.Module):
+        """Functional ReLUs, a skip connection that meets the widened batch."""
+
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+            self.c1 = nn.Conv2d(4, 4, 3, padding=1)
+            self.c2 = nn.Conv2d(4, 4, 3, padding=1)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            x = F.relu(self.stem(x))
+            h = F.relu(self.c1(x))
+            h = self.c2(h)
+            h += x  # in place, the skip is still batch B when call 1 or 2 is widened
+            return self.fc(F.relu(h).mean((2, 3)))
+
+    class HardBatch(nn.Module):
+        """Reshapes with the batch size read from the input: cannot run widened."""
+
+        def __init__(self):
+            super().__init__()
+            self.l1 = nn.Linear(6, 5)
+            self.l2 = nn.Linear(5, 3)
+
+        def forward(self, x):
+            b = x.shape[0]
+            h = torch.relu(self.l1(x))
+            return self.l2(h.reshape(b, -1))
+
+    class MixesBatch(nn.Module):
+        """Centres over the batch after the first call: widened copies would mix."""
+
+        def __init__(self):
+            super().__init__()
+            self.l1 = nn.Linear(6, 5)
+            self.l2 = nn.Linear(5, 3)
+
+        def forward(self, x):
+            h = torch.relu(self.l1(x))
+            return self.l2(torch.relu(h - h.mean(0, keepdim=True)))
+
+    class ExtraArg(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1 = nn.Linear(6, 5)
+            self.l2 = nn.Linear(5, 3)
+
+        def forward(self, x, bias):
+            h = torch.relu(self.l1(x))
+            return self.l2(torch.relu(h + bias))
+
+
+@pytest.mark.parametrize("net", ["Residual", "HardBatch", "MixesBatch", "ExtraArg"])
+def test_intgrad_lazy_widening_equals_full_replay(net, monkeypatch):
+    from pathwaygrad.methods import neuron_intgrad as ni
+
+    torch.manual_seed(0)
+    model = getattr(_IGNets, net)().eval()
+    x = torch.randn(3, 3, 6, 6) if net == "Residual" else torch.randn(3, 6)
+    extra = (torch.randn(3, 5),) if net == "ExtraArg" else None
+    opts = {"additional_forward_args": extra}
+    real = ni._scores
+    modes = []
+
+    def record(*args, wide):
+        modes.append(wide)
+        return real(*args, wide=wide)
+
+    monkeypatch.setattr(ni, "_scores", record)
+    lazy = pg.score_neurons(model, x, method="neuron_intgrad", steps=3, **opts)
+    # Widened where the model allows it; replayed whole where it does not.
+    assert modes == ([True] if net in ("Residual", "ExtraArg") else [True, False])
+    monkeypatch.setattr(ni, "_scores", lambda *args, wide: real(*args, wide=False))
+    full = pg.score_neurons(model, x, method="neuron_intgrad", steps=3, **opts)
+    for a, b in zip(lazy.scores, full.scores):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)

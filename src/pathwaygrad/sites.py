@@ -357,7 +357,9 @@ class _Interceptor(TorchFunctionMode):
                 args = (args[0].clone(),) + tuple(args[1:])
             out = func(*args, **kwargs)
             new = self.transform(index, kind, out)
-        if target is not None and new is not target:
+        if target is not None and new is not target and new.shape == target.shape:
+            # (A transform that changes the batch, e.g. NeuronIntGrad's widening, returns its
+            # result without writing it back: the model must use the call's return value.)
             new = target.copy_(new)  # free when new is an alias of target (same data)
         self.count += 1
         self.kinds.append(kind)
