@@ -5,8 +5,9 @@ score is 0 (dead neurons, and those it just pruned). Iteration i thresholds the 
 scores (zero scores moved to the top) at percentile p_i = 0, step, 2 step, ... and last the requested
 sparsity (the reference runs p_i = 0..99 with step 1): the new mask keeps neurons scoring above
 the threshold and every neuron scoring 0. Scores are recomputed in the masked network. The result
-keeps the response while keeping mostly dead neurons, so its *real* sparsity is far below the
-requested one: always read ``Pathway.sparsity``.
+keeps mostly dead neurons, so its *real* sparsity is far below the requested one: always read
+``Pathway.sparsity``. The paper says it keeps the response; on the pretrained CIFAR ResNet-20 we
+measure that it does not (docs/analysis.md, fidelity), although it matches the reference iteration.
 """
 
 from __future__ import annotations

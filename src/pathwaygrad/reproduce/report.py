@@ -103,8 +103,9 @@ def collect(out: Path, models: dict) -> dict:
             s: by[next(iter(by))[0], s]["layer"] for s in steps if (next(iter(by))[0], s) in by
         }
         res["sanity"][init] = t
+    all_rows = _rows(out / "roar_kar" / "results.csv")
     for mode in ("roar", "kar"):
-        rows = _rows(out / mode / "results.csv")
+        rows = [r for r in all_rows if r["protocol"] in (mode, "base")]
         if not rows:
             res[mode] = None
             continue
@@ -333,7 +334,7 @@ def write_report(out, preset, models, data, records, env, elapsed) -> dict:
                 cells.append(cell)
             lines.append(f"| {_name(m)} | " + " | ".join(cells) + " |")
         lines.append("\n(paper's ROAR figures in parentheses)\n")
-        _figure(out, f"{mode}/{mode}.png", lines, f"{mode.upper()} accuracy vs fraction removed")
+    _figure(out, "roar_kar/roar_kar.png", lines, "ROAR and KAR accuracy vs fraction")
 
     lines.append("## 3.6 LeRF and MoRF pixel perturbation\n")
     for key, how in (

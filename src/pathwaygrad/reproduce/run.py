@@ -27,6 +27,7 @@ class Step:
     title: str
     argv: list[str] | None = None  # a pathwaygrad command ...
     func: Callable[[Path], None] | None = None  # ... or a function of the step folder
+    settings: dict | None = None  # what a function step depends on (a change reruns it)
 
 
 def _atomic_json(path: Path, obj) -> None:
@@ -111,6 +112,11 @@ def plan(preset: Preset, models: dict, data: str | None, threads: int | None) ->
             f"sweep_{first}",
             f"Sparsity sweep (3.3) on {first}",
             func=lambda d: _sweep(d, arch, weights, data, preset),
+            settings={
+                "weights": weights,
+                "sparsities": preset.sweep_sparsities,
+                "images": preset.sweep_images,
+            },
         )
     )
     for init in preset.sanity_inits:
@@ -154,25 +160,25 @@ def plan(preset: Preset, models: dict, data: str | None, threads: int | None) ->
                 ],
             )  # fmt: skip
         )
-    for mode in ("roar", "kar"):
-        argv = [
-            "evaluate", mode, *common, "--preset", preset.roar_preset,
-            "--methods", methods(preset.roar_methods, preset.pathway_sparsity),
-            "--fractions", ",".join(f"{f:g}" for f in preset.roar_fractions),
-        ]  # fmt: skip
-        for flag, value in (
-            ("--epochs", preset.roar_epochs),
-            ("--train-subset", preset.roar_train_subset),
-            ("--test-subset", preset.roar_test_subset),
-            ("--repeats", preset.roar_repeats),
-            ("--model", preset.roar_model),
-        ):
-            if value is not None:
-                argv += [flag, str(value)]
-        if preset.name == "tiny":
-            argv += ["--executor", "sequential"]
-        steps.append(Step(mode, f"{mode.upper()} (3.5), remove / keep and retrain", argv))
+    steps.append(
+        Step(
+            "roar_kar",
+            "ROAR and KAR (3.5): remove / keep the top pixels and retrain",
+            func=lambda d: _retrain(d, data, preset),
+            settings={
+                k: v
+                for k, v in preset.as_dict().items()
+                if k.startswith("roar") or k == "pathway_sparsity"
+            },
+        )
+    )
     return steps
+
+
+def _retrain(folder: Path, data: str | None, preset: Preset) -> None:
+    from pathwaygrad.reproduce.retrain import roar_and_kar
+
+    roar_and_kar(folder, data, preset)
 
 
 def _sweep(folder: Path, arch: str, weights: str, data: str | None, preset: Preset) -> None:
@@ -181,13 +187,18 @@ def _sweep(folder: Path, arch: str, weights: str, data: str | None, preset: Pres
     sparsity_sweep(folder, arch, weights, data, preset.sweep_sparsities, preset.sweep_images)
 
 
+def _plain(obj):
+    """JSON round trip, so a stored record compares equal to a fresh one (tuples become lists)."""
+    return json.loads(json.dumps(obj, default=str))
+
+
 def run_step(step: Step, out: Path) -> dict:
     """Run one step unless it already finished; returns its record."""
     folder = out / step.key
     record_path = folder / "step.json"
     if record_path.is_file():
         record = json.loads(record_path.read_text())
-        if record.get("argv") == step.argv:
+        if record.get("argv") == step.argv and record.get("settings") == _plain(step.settings):
             print(f"[reproduce] {step.key}: done before, kept ({record['seconds']:.0f} s)")
             return record
     folder.mkdir(parents=True, exist_ok=True)
@@ -207,6 +218,7 @@ def run_step(step: Step, out: Path) -> dict:
         "key": step.key,
         "title": step.title,
         "argv": step.argv,
+        "settings": _plain(step.settings),
         "seconds": time.perf_counter() - start,
     }
     _atomic_json(record_path, record)
