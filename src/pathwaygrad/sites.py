@@ -335,32 +335,15 @@ class _Interceptor(TorchFunctionMode):
         index = self.count
         x = _relu_input(func, args, kwargs) if kind == "relu" else None
         if x is not None and x.is_floating_point():
-            # An in-place ReLU call stays in place (no copy of the activation) when the
-            # transform keeps nothing that needs ``out`` unchanged once it has returned.
-            in_place = target is not None and self.inplace_ok
-            if torch.is_grad_enabled() and x.requires_grad:
-                out = _ReLU.apply(x, in_place)
-                ctx, _PENDING.ctx = _PENDING.ctx, None
-                ctx.version = out._version  # (autograd bumps a dirty input's version after forward)
-                pending = _Pending(out, ctx)
-            else:
-                out = torch.relu_(x) if in_place else torch.relu(x)
-                pending = _Pending(out)
-            _PENDING.call = pending
-            try:
-                new = self.transform(index, kind, out)
-            finally:
-                _PENDING.call = None
+            new = self._relu(index, kind, x, target)
         else:
             if target is not None and kind != "relu":
                 # Activations other than ReLU save their *input* for backward: keep it intact.
                 args = (args[0].clone(),) + tuple(args[1:])
             out = func(*args, **kwargs)
             new = self.transform(index, kind, out)
-        if target is not None and new is not target and new.shape == target.shape:
-            # (A transform that changes the batch, e.g. NeuronIntGrad's widening, returns its
-            # result without writing it back: the model must use the call's return value.)
-            new = target.copy_(new)  # free when new is an alias of target (same data)
+            if target is not None and new is not target and new.shape == target.shape:
+                new = target.copy_(new)
         self.count += 1
         self.kinds.append(kind)
         if self.namer is not None:
@@ -368,6 +351,62 @@ class _Interceptor(TorchFunctionMode):
         if self.after is not None:
             self.after(index, new)
         return new
+
+    def _relu(self, index: int, kind: str, x: torch.Tensor, target) -> torch.Tensor:
+        """A ReLU call: run it (in place for an in-place call, as the model asked: no copy of
+        the activation), let the transform see the output, write its result back for an
+        in-place call."""
+        in_place = target is not None
+        ctx = None
+        if torch.is_grad_enabled() and x.requires_grad:
+            out = _ReLU.apply(x, in_place)
+            ctx, _PENDING.ctx = _PENDING.ctx, None
+            ctx.version = out._version  # (autograd bumps a dirty input's version after forward)
+        else:
+            out = torch.relu_(x) if in_place else torch.relu(x)
+        _PENDING.call = _Pending(out, ctx)
+        try:
+            if in_place and not self.inplace_ok and torch.is_grad_enabled():
+                # The transform may keep ``out`` for backward (e.g. out * gate), and ``out`` is
+                # the model's tensor, overwritten below with the transform's result: what the
+                # transform saves from that memory is saved as a copy.
+                def pack(t):
+                    return t.detach().clone() if _same_memory(t, out) else t
+
+                with torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
+                    new = self.transform(index, kind, out)
+            else:
+                new = self.transform(index, kind, out)
+        finally:
+            _PENDING.call = None
+        if not in_place or new is target or new.shape != target.shape:
+            # (A transform that changes the batch, e.g. NeuronIntGrad's widening, returns its
+            # result without writing it back: the model must use the call's return value.)
+            return new
+        if ctx is not None and _same_memory(ctx.out, target):
+            # ReLU's backward needs its own output, about to be overwritten: keep a copy.
+            ctx.out = out.detach().clone()
+            ctx.version = ctx.out._version
+        if _same_memory(new, target) and not _same_layout(new, target):
+            new = new.clone()
+        return target.copy_(new)  # free when new is target's data in the same layout
+
+
+def _unpack(t):
+    return t
+
+
+def _same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return (
+        a.data_ptr() == b.data_ptr()
+        and a.stride() == b.stride()
+        and a.shape == b.shape
+        and a.dtype == b.dtype
+    )
 
 
 class _Namer:
