@@ -332,3 +332,31 @@ def test_intgrad_lazy_widening_equals_full_replay(net, monkeypatch):
     full = pg.score_neurons(model, x, method="neuron_intgrad", steps=3, **opts)
     for a, b in zip(lazy.scores, full.scores):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_mct_scoring_leaves_activations_a_model_kept_untouched():
+    class Keeps(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1 = nn.Linear(4, 6)
+            self.l2 = nn.Linear(6, 6)
+            self.l3 = nn.Linear(6, 3)
+            self.relu = nn.ReLU(inplace=True)
+            self.kept = None
+
+        def forward(self, x):
+            h = self.relu(self.l1(x))
+            h = self.relu(self.l2(h))
+            self.kept = h  # e.g. features kept for later use
+            return self.l3(h)
+
+    torch.manual_seed(4)
+    model, x = Keeps().eval(), torch.randn(5, 4)
+    ns = pg.score_neurons(model, x, method="neuron_mct")
+    with torch.no_grad():
+        want = torch.relu(model.l2(torch.relu(model.l1(x))))
+    torch.testing.assert_close(model.kept, want)
+    target = model(x).argmax(1)
+    a = want.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model.l3(a).gather(1, target[:, None]).sum(), a)
+    torch.testing.assert_close(ns.scores[1], (a * g).abs())

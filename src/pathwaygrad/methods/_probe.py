@@ -7,8 +7,6 @@ stops at the first activation call: nothing below it is needed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from pathwaygrad._inputs import resolve_targets, run_model
@@ -16,16 +14,45 @@ from pathwaygrad.errors import UserError
 from pathwaygrad.sites import mask_output
 
 
-@dataclass
 class Probe:
-    """What one recording pass saw. Shapes: logits (B, K); acts[i], grads[i] like call i's output."""
+    """What one recording pass saw. Shapes: logits (B, K); acts[i], grads[i] like call i's output.
 
-    logits: torch.Tensor
-    targets: torch.Tensor
-    acts: list[torch.Tensor]
-    grads: list[torch.Tensor] | None
-    names: list[str]
-    kinds: list[str]
+    With gradients asked for, the backward pass runs when ``grads`` is first read (the graph of
+    the recording forward is kept until then): :func:`~pathwaygrad.methods.neuron_mct.
+    neuron_mct_scores` can instead run it fused with the scoring, without holding every
+    gradient at once.
+    """
+
+    def __init__(self, logits, targets, acts, grads, names, kinds, pending=None):
+        self.logits = logits
+        self.targets = targets
+        self.acts = acts
+        self._grads = grads
+        self.names = names
+        self.kinds = kinds
+        # (the sum of the target logits, the recorded graph tensors) while the backward waits
+        self.pending = pending
+
+    @property
+    def grads(self) -> list[torch.Tensor] | None:
+        if self._grads is None and self.pending is not None:
+            y, recorded = self.pending
+            self.pending = None
+            self._grads = list(
+                torch.autograd.grad(y, recorded, allow_unused=True, materialize_grads=True)
+            )
+        return self._grads
+
+    @grads.setter
+    def grads(self, value) -> None:
+        self.pending = None
+        self._grads = value
+
+    def __repr__(self) -> str:
+        return (
+            f"Probe(calls={len(self.acts)}, batch={self.logits.shape[0]}, "
+            f"grads={'pending' if self.pending is not None else self._grads is not None})"
+        )
 
 
 def target_outputs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -91,12 +118,7 @@ def _probe(runner, inputs, target, extra, masks, grad, protect) -> Probe:
         with torch.set_grad_enabled(grad):
             logits, names, kinds = run_model(runner, inputs, rec, extra, names=True)
             targets = resolve_targets(target, logits)
-            grads = None
-            if grad:
-                y = target_outputs(logits, targets).sum()
-                grads = list(
-                    torch.autograd.grad(y, rec.acts, allow_unused=True, materialize_grads=True)
-                )
+            y = target_outputs(logits, targets).sum() if grad else None
     except (UserError, RuntimeError) as exc:
         # The model edits an activation in place after the call: give it copies.
         if protect or not _edits_leaf(exc):
@@ -109,7 +131,8 @@ def _probe(runner, inputs, target, extra, masks, grad, protect) -> Probe:
         logits=logits.detach(),
         targets=targets,
         acts=[a.detach() for a in acts],
-        grads=grads,
+        grads=None,
         names=names,
         kinds=kinds,
+        pending=(y, acts) if grad else None,
     )
