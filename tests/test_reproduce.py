@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from pathwaygrad.cli.main import main
 from pathwaygrad.reproduce.claims import FAILS, HOLDS, INCONCLUSIVE, lerf, roar
@@ -23,9 +24,10 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path, capsys):
     figures = list((out / "figures").glob("*.png"))
     assert len(figures) >= 6
     # every figure the report links exists
-    for line in report.splitlines():
-        if line.startswith("!["):
-            assert (out / line.split("(")[1].rstrip(")")).is_file()
+    links = re.findall(r"\]\((figures/[^)]+\.png)\)", report)
+    assert len(links) >= 6
+    for link in links:
+        assert (out / link).is_file(), link
     # rerun: every step is kept, nothing recomputed
     capsys.readouterr()
     assert main(["reproduce", "--preset", "tiny", "--out", str(out)]) == 0
