@@ -29,7 +29,7 @@ THRESHOLDS = ("global", "per_layer")
 
 _HI_BINS = 1 << 15  # upper 16 bits of a non-negative float32: 0 .. 0x7F80 (inf)
 _LO_BINS = 257 * 256  # lower 16 bits (+1), one bin below and one above the bucket, padding
-_BLOCK = 1 << 15  # elements per block: PyTorch's parallel grain size
+_BLOCK = 1 << 18  # elements per block
 _SMALL = 1 << 20  # below this many elements in all, no threads
 _pool: ThreadPoolExecutor | None = None
 
