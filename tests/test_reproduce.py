@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 from pathwaygrad.cli.main import main
 from pathwaygrad.reproduce.claims import FAILS, HOLDS, INCONCLUSIVE, lerf, roar
+from pathwaygrad.reproduce.presets import PRESETS
+from pathwaygrad.reproduce.report import write_report
+from pathwaygrad.reproduce.run import plan
 
 
 def test_tiny_reproduction_end_to_end_and_resume(tmp_path, capsys):
@@ -33,6 +37,36 @@ def test_tiny_reproduction_end_to_end_and_resume(tmp_path, capsys):
     assert main(["reproduce", "--preset", "tiny", "--out", str(out)]) == 0
     log = capsys.readouterr().out
     assert log.count("done before, kept") == len(results["steps"])
+
+    # a second model's sweep, sanity checks and LeRF / MoRF get their own sections and figures
+    for folder in [
+        *out.glob("sweep_tiny"),
+        *out.glob("sanity_tiny_*"),
+        *out.glob("perturbation_tiny*"),
+    ]:
+        shutil.copytree(folder, out / folder.name.replace("tiny", "tiny_b", 1))
+    models = {**results["models"], "tiny_b": results["models"]["tiny"]}
+    write_report(out, PRESETS["tiny"], models, None, results["steps"], results["environment"], 0.0)
+    report = (out / "report.md").read_text()
+    assert report.count("### tiny_b") == 3 and report.count("### tiny\n") == 3
+    links = re.findall(r"\]\((figures/[^)]+\.png)\)", report)
+    assert any("tiny_b" in link for link in links)
+    for link in links:
+        assert (out / link).is_file(), link
+
+
+def test_plan_runs_sweep_sanity_and_lerf_on_every_model_of_the_paper_preset():
+    models = {"resnet20": ("resnet20", "r20.th"), "resnet56": ("resnet56", "r56.th")}
+    paper = {s.key for s in plan(PRESETS["paper"], models, None, None)}
+    quick = {s.key for s in plan(PRESETS["quick"], models, None, None)}
+    for name in models:
+        for key in ("sweep_{}", "sanity_{}_paper", "sanity_{}_default", "perturbation_{}",
+                    "perturbation_{}_abs", "analysis_{}"):  # fmt: skip
+            assert key.format(name) in paper
+    assert "analysis_resnet56" in quick and "sanity_resnet20_default" in quick
+    assert not any(
+        k.endswith("resnet56") or "resnet56_" in k for k in quick - {"analysis_resnet56"}
+    )
 
 
 def test_claim_rules_on_known_tables():

@@ -35,6 +35,7 @@ class Preset:
     models: tuple[str, ...]  # pretrained CIFAR ResNets analysed (3.1, 3.3, 3.4, 3.6, 4)
     analysis_images: int  # 3.1 overlap and fidelity, first model
     other_model_images: int  # 3.1 on the other models
+    eval_models: int | None = None  # how many models (from the first) get 3.3, 3.4, 3.6; None: all
     sparsities: tuple[float, ...] = (80.0, 90.0, 99.0)
     dgr_iterations: int = 1000
     dgr_lr: float = 0.01
@@ -87,6 +88,7 @@ PRESETS = {
     "quick": Preset(
         name="quick",
         models=("resnet20", "resnet56"),
+        eval_models=1,  # ResNet-56: overlap only (sweep, sanity, LeRF / MoRF in `paper`)
         analysis_images=100,
         other_model_images=24,
         dgr_iterations=100,

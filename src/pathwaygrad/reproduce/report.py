@@ -69,40 +69,12 @@ def collect(out: Path, models: dict) -> dict:
             k: _f(v) for k, v in r.items() if k not in ("sparsity", "method", "display")
         }
     res["fidelity"] = dict(fid) or None
-    # LeRF is judged on |map| ranking ("least important" = smallest magnitude); the signed
-    # max-over-channels ranking (most negative first) is reported beside it.
-    for suffix, key in (("_abs", ""), ("", "_signed")):
-        summary_path = out / f"perturbation_{first}{suffix}" / "summary.json"
-        if summary_path.is_file():
-            summ = json.loads(summary_path.read_text())["summary"]
-            res["lerf" + key] = {
-                base(m): v["lerf"]["drop_at_10"] for m, v in summ.items() if "lerf" in v
-            }
-            res["lerf_area" + key] = {
-                base(m): v["lerf"]["area_0_10"] for m, v in summ.items() if "lerf" in v
-            }
-            res["morf" + key] = {
-                base(m): v["morf"]["drop_at_10"] for m, v in summ.items() if "morf" in v
-            }
-    res["sanity"] = {}
-    for folder in sorted(out.glob(f"sanity_{first}_*")):
-        rows = _rows(folder / "results.csv")
-        if not rows:
-            continue
-        init = rows[0]["init"]
-        steps = sorted({int(r["step"]) for r in rows})
-        by = {(base(r["method"]), int(r["step"])): r for r in rows}
-        t = {"first": {}, "last": {}, "first_abs": {}, "first_ssim": {}, "layers": {}}
-        for m in {base(r["method"]) for r in rows}:
-            if (m, 1) in by:
-                t["first"][m] = _f(by[(m, 1)]["spearman"])
-                t["first_abs"][m] = _f(by[(m, 1)]["spearman_abs"])
-                t["first_ssim"][m] = _f(by[(m, 1)]["ssim"])
-            t["last"][m] = _f(by[(m, steps[-1])]["spearman"])
-        t["layers"] = {
-            s: by[next(iter(by))[0], s]["layer"] for s in steps if (next(iter(by))[0], s) in by
-        }
-        res["sanity"][init] = t
+    res.update(_model_results(out, first))
+    res["other_models"] = {}
+    for name in names[1:]:
+        extra = _model_results(out, name)
+        if any(extra.values()):
+            res["other_models"][name] = extra
     all_rows = _rows(out / "roar_kar" / "results.csv")
     for mode in ("roar", "kar"):
         rows = [r for r in all_rows if r["protocol"] in (mode, "base")]
@@ -127,7 +99,47 @@ def collect(out: Path, models: dict) -> dict:
             "repeats": {k: len(v) for k, v in accs.items()},
             "base": sum(base_acc) / len(base_acc) if base_acc else None,
         }
-    sweep = out / f"sweep_{first}" / "sweep.json"
+    return res
+
+
+def _model_results(out: Path, name: str) -> dict:
+    """LeRF / MoRF, sanity and sweep tables of one model (empty when its steps did not run)."""
+    res: dict = {}
+    # LeRF is judged on |map| ranking ("least important" = smallest magnitude); the signed
+    # max-over-channels ranking (most negative first) is reported beside it.
+    for suffix, key in (("_abs", ""), ("", "_signed")):
+        summary_path = out / f"perturbation_{name}{suffix}" / "summary.json"
+        if summary_path.is_file():
+            summ = json.loads(summary_path.read_text())["summary"]
+            res["lerf" + key] = {
+                base(m): v["lerf"]["drop_at_10"] for m, v in summ.items() if "lerf" in v
+            }
+            res["lerf_area" + key] = {
+                base(m): v["lerf"]["area_0_10"] for m, v in summ.items() if "lerf" in v
+            }
+            res["morf" + key] = {
+                base(m): v["morf"]["drop_at_10"] for m, v in summ.items() if "morf" in v
+            }
+    res["sanity"] = {}
+    for folder in sorted(out.glob(f"sanity_{name}_*")):
+        rows = _rows(folder / "results.csv")
+        if not rows:
+            continue
+        init = rows[0]["init"]
+        steps = sorted({int(r["step"]) for r in rows})
+        by = {(base(r["method"]), int(r["step"])): r for r in rows}
+        t = {"first": {}, "last": {}, "first_abs": {}, "first_ssim": {}, "layers": {}}
+        for m in {base(r["method"]) for r in rows}:
+            if (m, 1) in by:
+                t["first"][m] = _f(by[(m, 1)]["spearman"])
+                t["first_abs"][m] = _f(by[(m, 1)]["spearman_abs"])
+                t["first_ssim"][m] = _f(by[(m, 1)]["ssim"])
+            t["last"][m] = _f(by[(m, steps[-1])]["spearman"])
+        t["layers"] = {
+            s: by[next(iter(by))[0], s]["layer"] for s in steps if (next(iter(by))[0], s) in by
+        }
+        res["sanity"][init] = t
+    sweep = out / f"sweep_{name}" / "sweep.json"
     res["sweep"] = json.loads(sweep.read_text()) if sweep.is_file() else None
     return res
 
@@ -220,66 +232,30 @@ def _overlap_section(res, preset, lines, out):
         )
 
 
-def write_report(out, preset, models, data, records, env, elapsed) -> dict:
-    out = Path(out)
-    res = collect(out, models)
-    verdicts = judge_all(res)
-    lines = [
-        f"# Reproduction of Khakzar et al. (CVPR 2021), preset `{preset.name}`\n",
-        "Regenerate with:\n",
-        "```bash",
-        f"pathwaygrad reproduce --preset {preset.name} --out {out.name}"
-        + (f" --data {data}" if data and preset.name != "tiny" else ""),
-        "```\n",
-        f"Models: {', '.join(f'{n} ({Path(w).name})' for n, (_, w) in models.items())}. "
-        f"Data: {data or 'CIFAR-10 JPEG copy in ../shared/data'}. "
-        f"Run time {elapsed / 60:.1f} min this time (steps run before and kept are not counted: "
-        f"total of all steps {sum(r['seconds'] for r in records) / 60:.1f} min). "
-        f"Pathway-gradient maps for LeRF and ROAR/KAR use sparsity {preset.pathway_sparsity:g} "
-        f"(the paper does not state it), the sanity check {preset.sanity_sparsity:g} (as the paper). "
-        "ROAR / KAR rank pixels by the maps' signed maximum over channels (the paper); LeRF is "
-        "judged with |map| ranking and shown with both (the paper does not say). "
-        "Every random choice is seeded with 0.\n",
-        "## Verdicts\n",
-        "| claim | section | paper | ours | verdict | reason |",
-        "|---|---|---|---|---|---|",
-    ]
-    for v in verdicts:
+def _heading(name: str, several: bool, lines: list[str]) -> None:
+    if several:
+        lines.append(f"### {name}\n")
+
+
+def _sweep_section(t, name, several, lines, out) -> None:
+    if not t.get("sweep"):
+        return
+    _heading(name, several, lines)
+    lines.append("| sparsity % | real sparsity % | share of |map| in the top 10 % pixels |")
+    lines.append("|---|---|---|")
+    for r in t["sweep"]["rows"]:
         lines.append(
-            f"| {v.claim} | {v.section} | {v.paper} | {v.ours} | **{v.verdict}** | {v.reason} |"
+            f"| {r['sparsity']:g} | {r['real_sparsity_mean']:.1f} | {r['top10_share_mean']:.3f} |"
         )
-    lines.append(
-        "\nThe paper's pathway analysis and sanity checks ran on ImageNet models (VGG-16, ResNet-50) "
-        "that are not available offline; ours run on the pretrained CIFAR-10 ResNets, so numbers "
-        "are compared for their direction, not their value.\n"
-    )
-    _overlap_section(res, preset, lines, out)
-
-    lines.append("## 3.2 Pathway decoding\n")
-    lines.append(
-        "Feature visualisation through each method's pathway at sparsity 98 (class logit "
-        "maximised from noise with the masks fixed) and the top-scoring neuron of the last "
-        "convolutional call. Qualitative: not judged.\n"
-    )
-    _figure(out, f"analysis_{res['first_model']}/decode_s98.png", lines, "Pathway decoding")
-
-    lines.append("## 3.3 Sparsity sweep\n")
-    if res.get("sweep"):
-        lines.append("| sparsity % | real sparsity % | share of |map| in the top 10 % pixels |")
-        lines.append("|---|---|---|")
-        for r in res["sweep"]["rows"]:
-            lines.append(
-                f"| {r['sparsity']:g} | {r['real_sparsity_mean']:.1f} | {r['top10_share_mean']:.3f} |"
-            )
-        lines.append("")
+    lines.append("")
     _figure(
-        out,
-        f"sweep_{res['first_model']}/sweep.png",
-        lines,
-        "NeuronMCT pathway gradient vs sparsity",
+        out, f"sweep_{name}/sweep.png", lines, f"NeuronMCT pathway gradient vs sparsity, {name}"
     )
 
-    lines.append("## 3.4 Sanity checks (cascading randomisation, top layer first)\n")
+
+def _sanity_section(res, name, several, preset, lines, out) -> None:
+    if res.get("sanity"):
+        _heading(name, several, lines)
     for init, t in res.get("sanity", {}).items():
         lines.append(
             f"Re-initialisation `{init}` "
@@ -301,42 +277,13 @@ def write_report(out, preset, models, data, records, env, elapsed) -> dict:
             )
         lines.append("")
         _figure(
-            out,
-            f"sanity_{res['first_model']}_{init}/sanity.png",
-            lines,
-            f"Sanity check, init={init}",
+            out, f"sanity_{name}_{init}/sanity.png", lines, f"Sanity check, init={init}, {name}"
         )
 
-    lines.append("## 3.5 ROAR and KAR (remove / keep the top t % pixels and retrain)\n")
-    for mode in ("roar", "kar"):
-        t = res.get(mode)
-        if not t:
-            continue
-        fractions = sorted({f for (_, f) in t["acc"]})
-        methods = sorted({m for (m, _) in t["acc"]}, key=lambda m: (m not in P.ROAR_ACCURACY, m))
-        lines.append(
-            f"**{mode.upper()}**, test accuracy % (mean ± std over repeats); base model "
-            f"{_fmt(t['base'], True, 1)} %"
-            + (f" (paper {P.ROAR_BASE_ACCURACY})" if mode == "roar" else "")
-            + ". Lower is better for ROAR, higher for KAR.\n"
-        )
-        lines.append("| method | " + " | ".join(f"t={100 * f:g} %" for f in fractions) + " |")
-        lines.append("|---" * (len(fractions) + 1) + "|")
-        for m in methods:
-            cells = []
-            for f in fractions:
-                a = t["acc"].get((m, f))
-                cell = "-" if a is None else f"{100 * a:.1f} ± {100 * t['std'][(m, f)]:.1f}"
-                ref = P.ROAR_ACCURACY.get(m)
-                pct = round(100 * f)
-                if mode == "roar" and ref and pct in P.ROAR_FRACTIONS:
-                    cell += f" ({ref[P.ROAR_FRACTIONS.index(pct)]:.1f})"
-                cells.append(cell)
-            lines.append(f"| {_name(m)} | " + " | ".join(cells) + " |")
-        lines.append("\n(paper's ROAR figures in parentheses)\n")
-    _figure(out, "roar_kar/roar_kar.png", lines, "ROAR and KAR accuracy vs fraction")
 
-    lines.append("## 3.6 LeRF and MoRF pixel perturbation\n")
+def _lerf_section(res, name, several, preset, lines, out) -> None:
+    if res.get("lerf") or res.get("lerf_signed"):
+        _heading(name, several, lines)
     for key, how in (
         ("", "pixels ranked by the largest |value| over channels (judged)"),
         (
@@ -365,11 +312,100 @@ def write_report(out, preset, models, data, records, env, elapsed) -> dict:
         suffix = "_abs" if key == "" else ""
         _figure(
             out,
-            f"perturbation_{res['first_model']}{suffix}/perturbation.png",
+            f"perturbation_{name}{suffix}/perturbation.png",
             lines,
-            f"LeRF / MoRF curves ({how.split(' (')[0]})",
+            f"LeRF / MoRF curves ({how.split(' (')[0]}), {name}",
         )
 
+
+def write_report(out, preset, models, data, records, env, elapsed) -> dict:
+    out = Path(out)
+    res = collect(out, models)
+    verdicts = judge_all(res)
+    lines = [
+        f"# Reproduction of Khakzar et al. (CVPR 2021), preset `{preset.name}`\n",
+        "Regenerate with:\n",
+        "```bash",
+        f"pathwaygrad reproduce --preset {preset.name} --out {out.name}"
+        + (f" --data {data}" if data and preset.name != "tiny" else ""),
+        "```\n",
+        f"Models: {', '.join(f'{n} ({Path(w).name})' for n, (_, w) in models.items())}. "
+        f"Data: {data or 'CIFAR-10 JPEG copy in ../shared/data'}. "
+        f"The steps took {sum(r['seconds'] for r in records) / 60:.1f} min in all (this "
+        f"invocation {elapsed / 60:.1f} min; steps finished by an earlier one are kept). "
+        f"Pathway-gradient maps for LeRF and ROAR/KAR use sparsity {preset.pathway_sparsity:g} "
+        f"(the paper does not state it), the sanity check {preset.sanity_sparsity:g} (as the paper). "
+        "ROAR / KAR rank pixels by the maps' signed maximum over channels (the paper); LeRF is "
+        "judged with |map| ranking and shown with both (the paper does not say). "
+        "Every random choice is seeded with 0.\n",
+        "## Verdicts\n",
+        "| claim | section | paper | ours | verdict | reason |",
+        "|---|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        lines.append(
+            f"| {v.claim} | {v.section} | {v.paper} | {v.ours} | **{v.verdict}** | {v.reason} |"
+        )
+    lines.append(
+        "\nThe paper's pathway analysis and sanity checks ran on ImageNet models (VGG-16, ResNet-50) "
+        "that are not available offline; ours run on the pretrained CIFAR-10 ResNets, so numbers "
+        "are compared for their direction, not their value.\n"
+    )
+    _overlap_section(res, preset, lines, out)
+
+    lines.append("## 3.2 Pathway decoding\n")
+    lines.append(
+        "Feature visualisation through each method's pathway at sparsity 98 (class logit "
+        "maximised from noise with the masks fixed) and the top-scoring neuron of the last "
+        "convolutional call. Qualitative: not judged.\n"
+    )
+    _figure(out, f"analysis_{res['first_model']}/decode_s98.png", lines, "Pathway decoding")
+
+    per_model = [(res["first_model"], res), *res.get("other_models", {}).items()]
+    several = len(per_model) > 1
+    lines.append("## 3.3 Sparsity sweep\n")
+    for name, t in per_model:
+        _sweep_section(t, name, several, lines, out)
+    lines.append("## 3.4 Sanity checks (cascading randomisation, top layer first)\n")
+    for name, t in per_model:
+        _sanity_section(t, name, several, preset, lines, out)
+    lines.append("## 3.5 ROAR and KAR (remove / keep the top t % pixels and retrain)\n")
+    for mode in ("roar", "kar"):
+        t = res.get(mode)
+        if not t:
+            continue
+        fractions = sorted({f for (_, f) in t["acc"]})
+        methods = sorted({m for (m, _) in t["acc"]}, key=lambda m: (m not in P.ROAR_ACCURACY, m))
+        lines.append(
+            f"**{mode.upper()}**, test accuracy % (mean ± std where repeated); base model "
+            f"{_fmt(t['base'], True, 1)} %"
+            + (f" (paper {P.ROAR_BASE_ACCURACY})" if mode == "roar" else "")
+            + ". Lower is better for ROAR, higher for KAR.\n"
+        )
+        lines.append("| method | " + " | ".join(f"t={100 * f:g} %" for f in fractions) + " |")
+        lines.append("|---" * (len(fractions) + 1) + "|")
+        for m in methods:
+            cells = []
+            for f in fractions:
+                a = t["acc"].get((m, f))
+                if a is None:
+                    cell = "-"
+                elif t["repeats"].get((m, f), 1) > 1:
+                    cell = f"{100 * a:.1f} ± {100 * t['std'][(m, f)]:.1f}"
+                else:
+                    cell = f"{100 * a:.1f}"
+                ref = P.ROAR_ACCURACY.get(m)
+                pct = round(100 * f)
+                if mode == "roar" and ref and pct in P.ROAR_FRACTIONS:
+                    cell += f" ({ref[P.ROAR_FRACTIONS.index(pct)]:.1f})"
+                cells.append(cell)
+            lines.append(f"| {_name(m)} | " + " | ".join(cells) + " |")
+        lines.append("\n(paper's ROAR figures in parentheses)\n")
+    _figure(out, "roar_kar/roar_kar.png", lines, "ROAR and KAR accuracy vs fraction")
+
+    lines.append("## 3.6 LeRF and MoRF pixel perturbation\n")
+    for name, t in per_model:
+        _lerf_section(t, name, several, preset, lines, out)
     lines.append("## 4 Local linearity (measured)\n")
     lin = res.get("linearity")
     if lin:

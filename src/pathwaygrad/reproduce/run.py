@@ -72,9 +72,6 @@ def plan(preset: Preset, models: dict, data: str | None, threads: int | None) ->
     common = ["--seed", "0"] + (["--data", data] if data else [])
     thr = ["--threads", str(threads)] if threads else []
     names = list(models)
-    first = names[0]
-    arch, weights = models[first]
-    model_args = ["--model", arch, "--weights", weights]
     steps = []
     for i, name in enumerate(names):
         a, w = models[name]
@@ -107,10 +104,31 @@ def plan(preset: Preset, models: dict, data: str | None, threads: int | None) ->
         steps.append(
             Step(f"analysis_{name}", f"Pathway analysis (3.1, 3.2, section 4) on {name}", argv)
         )
+    n_eval = len(names) if preset.eval_models is None else preset.eval_models
+    for name in names[:n_eval]:
+        steps += _model_steps(preset, name, *models[name], data, common)
     steps.append(
         Step(
-            f"sweep_{first}",
-            f"Sparsity sweep (3.3) on {first}",
+            "roar_kar",
+            "ROAR and KAR (3.5): remove / keep the top pixels and retrain",
+            func=lambda d: _retrain(d, data, preset),
+            settings={
+                k: v
+                for k, v in preset.as_dict().items()
+                if k.startswith("roar") or k == "pathway_sparsity"
+            },
+        )
+    )
+    return steps
+
+
+def _model_steps(preset: Preset, name: str, arch: str, weights: str, data, common) -> list[Step]:
+    """Sparsity sweep (3.3), sanity checks (3.4) and LeRF / MoRF (3.6) on one model."""
+    model_args = ["--model", arch, "--weights", weights]
+    steps = [
+        Step(
+            f"sweep_{name}",
+            f"Sparsity sweep (3.3) on {name}",
             func=lambda d: _sweep(d, arch, weights, data, preset),
             settings={
                 "weights": weights,
@@ -118,12 +136,12 @@ def plan(preset: Preset, models: dict, data: str | None, threads: int | None) ->
                 "images": preset.sweep_images,
             },
         )
-    )
+    ]
     for init in preset.sanity_inits:
         steps.append(
             Step(
-                f"sanity_{first}_{init}",
-                f"Sanity check (3.4), cascading, init={init}, on {first}",
+                f"sanity_{name}_{init}",
+                f"Sanity check (3.4), cascading, init={init}, on {name}",
                 [
                     "evaluate",
                     "sanity",
@@ -144,8 +162,8 @@ def plan(preset: Preset, models: dict, data: str | None, threads: int | None) ->
     for rank_by, suffix in (("max", ""), ("abs", "_abs")):
         steps.append(
             Step(
-                f"perturbation_{first}{suffix}",
-                f"LeRF / MoRF pixel perturbation (3.6) on {first}, pixels ranked by {rank_by}",
+                f"perturbation_{name}{suffix}",
+                f"LeRF / MoRF pixel perturbation (3.6) on {name}, pixels ranked by {rank_by}",
                 [
                     "evaluate",
                     "perturbation",
@@ -160,18 +178,6 @@ def plan(preset: Preset, models: dict, data: str | None, threads: int | None) ->
                 ],
             )  # fmt: skip
         )
-    steps.append(
-        Step(
-            "roar_kar",
-            "ROAR and KAR (3.5): remove / keep the top pixels and retrain",
-            func=lambda d: _retrain(d, data, preset),
-            settings={
-                k: v
-                for k, v in preset.as_dict().items()
-                if k.startswith("roar") or k == "pathway_sparsity"
-            },
-        )
-    )
     return steps
 
 
