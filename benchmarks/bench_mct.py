@@ -39,10 +39,10 @@ def profile_phases(model, x) -> dict:
     runner = ActivationRunner(model)
     with preserved(model):
         first = probe(runner, x, None)
-        out["scoring pass (forward + backward)"] = time.perf_counter() - t
+        out["scoring forward (its backward deferred)"] = time.perf_counter() - t
         t = time.perf_counter()
         scores = neuron_mct_scores(first)
-        out["scores |a dy/da|"] = time.perf_counter() - t
+        out["scoring backward, writing |a dy/da|"] = time.perf_counter() - t
         t = time.perf_counter()
         masks = threshold_masks(scores, 90.0)
         out["threshold + masks"] = time.perf_counter() - t
