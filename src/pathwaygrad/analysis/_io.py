@@ -1,14 +1,17 @@
-"""Writing analysis tables: CSV (one row per record) and JSON (NaN/inf written as null)."""
+"""Writing analysis tables: CSV (one row per record) and JSON (NaN/inf written as null), atomically."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
 from pathlib import Path
 
 import numpy as np
+
+from pathwaygrad._io import atomic_write_text
 
 
 def _plain(obj):
@@ -26,27 +29,23 @@ def _plain(obj):
 
 
 def write_json(obj, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_plain(obj), indent=1) + "\n")
-    return path
+    """``obj`` as JSON (NaN / inf as null), written atomically."""
+    return atomic_write_text(path, json.dumps(_plain(obj), indent=1) + "\n")
 
 
 def write_csv(rows: list[dict], path: str | os.PathLike) -> Path:
     """Rows (dicts) to CSV; columns in first-seen order; floats with 6 significant digits."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     cols: list[str] = []
     for r in rows:
         for k in r:
             if k not in cols:
                 cols.append(k)
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: _fmt(v) for k, v in r.items()})
-    return path
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _fmt(v) for k, v in r.items()})
+    return atomic_write_text(path, buf.getvalue())
 
 
 def _fmt(v):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import tarfile
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from pathwaygrad._io import atomic_write
 from pathwaygrad.errors import UserError
 
 __all__ = ["cache_dir", "shared_dir", "unpack_archive", "save_npy_atomic"]
@@ -71,22 +71,4 @@ def unpack_archive(archive: str | os.PathLike, dest: str | os.PathLike | None = 
 
 def save_npy_atomic(array: np.ndarray, path: str | os.PathLike) -> None:
     """``np.save`` to a temporary file beside ``path``, then ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    atomic_write(path, lambda fh: np.save(fh, array))

@@ -9,7 +9,6 @@ continues where it stopped (ROAR / KAR also keep their finished cells inside a s
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 import time
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pathwaygrad._io import atomic_write_text
 from pathwaygrad.errors import UserError
 from pathwaygrad.reproduce.presets import PRESETS, Preset, methods
 
@@ -31,9 +31,7 @@ class Step:
 
 
 def _atomic_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
 def _models(preset: Preset, models_dir, data, out: Path) -> tuple[dict, str | None]:
