@@ -332,15 +332,12 @@ def method_options(method: str, args) -> dict:
     }.get(method, {})
 
 
-def _pathway_logit(model, x: torch.Tensor, pathway) -> float | None:
+def _pathway_logit(model, x: torch.Tensor, pathway) -> float:
     """Target logit of the network restricted to ``pathway`` (x: (1, C, H, W))."""
-    try:  # not (yet) public in the core: the selection module's helper
-        from pathwaygrad.selection import masked_target_logits
-        from pathwaygrad.sites import ActivationRunner
-    except ImportError:  # pragma: no cover - core changed
-        return None
-    runner = ActivationRunner(model, pathway.activations)
-    return float(masked_target_logits(runner, x, pathway.masks, pathway.targets)[0])
+    import pathwaygrad as pg
+
+    logits = pg.pathway_logits(model, x, pathway)
+    return float(logits[0, int(pathway.targets[0])])
 
 
 def explain_image(
