@@ -47,11 +47,33 @@ def _scores(kind: str, shape, gen) -> torch.Tensor:
     return x
 
 
+@pytest.fixture(params=["radix", "bracket"])
+def select_path(request, monkeypatch):
+    """Run a threshold test through the radix select alone, or with the sample bracket first
+    (for every row length); records how often the bracket answered."""
+    answered = []
+    if request.param == "radix":
+        monkeypatch.setattr(T, "_BRACKET_MIN", 1 << 62)
+    else:
+        monkeypatch.setattr(T, "_BRACKET_MIN", 1)
+        monkeypatch.setattr(T, "_BRACKET_MAX", 1 << 62)
+        bracket = T._bracket_select
+
+        def counting(parts, ranks):
+            out = bracket(parts, ranks)
+            answered.append(out is not None)
+            return out
+
+        monkeypatch.setattr(T, "_bracket_select", counting)
+    return request.param, answered
+
+
 @pytest.mark.parametrize("kind", ["rand", "zeros", "ties", "wide", "denormal"])
 @pytest.mark.parametrize(
     "batch,sizes", [(1, [1]), (2, [3, 5]), (3, [100, 7, 1000]), (2, [700_000, 10]), (40, [9000])]
 )
-def test_radix_percentile_equals_numpy(kind, batch, sizes):
+def test_radix_percentile_equals_numpy(kind, batch, sizes, select_path):
+    path, answered = select_path
     gen = torch.Generator().manual_seed(len(sizes) * 7 + batch)
     parts = [_scores(kind, (batch, n), gen) for n in sizes]
     flat = torch.cat(parts, 1)
@@ -63,9 +85,11 @@ def test_radix_percentile_equals_numpy(kind, batch, sizes):
         masks = T.threshold_masks([p.view(batch, -1, 1) for p in parts], q)
         for m, p in zip(masks, parts):
             assert torch.equal(m.view(batch, -1), p.double() > want[:, None])
+    if path == "bracket" and sum(sizes) > 100:
+        assert any(answered)  # the bracket itself answered (not only its radix fallback)
 
 
-def test_radix_handles_inf_and_many_rows():
+def test_radix_handles_inf_and_many_rows(select_path):
     gen = torch.Generator().manual_seed(3)
     x = torch.rand(300, 5000, generator=gen)
     x[:, :10] = float("inf")

@@ -31,6 +31,10 @@ _HI_BINS = 1 << 15  # upper 16 bits of a non-negative float32: 0 .. 0x7F80 (inf)
 _LO_BINS = 257 * 256  # lower 16 bits (+1), one bin below and one above the bucket, padding
 _BLOCK = 1 << 18  # elements per block
 _SMALL = 1 << 20  # below this many elements in all, no threads
+_SAMPLE = 4096  # scores sampled per row to bracket the wanted ranks
+# Rows of this many scores are bracketed by a sample first. Longer rows (ImageNet-size networks)
+# keep the radix select: its threaded histograms beat sorting the few percent gathered.
+_BRACKET_MIN, _BRACKET_MAX = 1 << 16, 1 << 21
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -78,6 +82,10 @@ def _percentile_parts(parts: list[torch.Tensor], q: float) -> torch.Tensor:
 def _order_stats(parts: list[torch.Tensor], ranks: list[int]) -> torch.Tensor:
     """(B, len(ranks)): the rank-r smallest (0-based) value of each row of ``parts`` side by side."""
     if _radix_ok(parts):
+        if _BRACKET_MIN <= sum(p.shape[1] for p in parts) <= _BRACKET_MAX:
+            out = _bracket_select(parts, ranks)
+            if out is not None:
+                return out
         return _radix_select(parts, ranks)
     flat = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
     return torch.stack([flat.kthvalue(r + 1, dim=1).values for r in ranks], dim=1)
@@ -223,6 +231,78 @@ def _radix_select(parts: list[torch.Tensor], ranks: list[int]) -> torch.Tensor:
         bits = (col + (fine.to(torch.int32) - 1)).view(torch.float32)
         out = torch.where(same, bits, out)
         done |= same
+    return out
+
+
+def _bracket_select(parts: list[torch.Tensor], ranks: list[int]) -> torch.Tensor | None:
+    """Exact order statistics of non-negative float32 rows, bracketed by a sample; None if the
+    bracket misses (the caller then runs the radix select).
+
+    A seeded sample of ``_SAMPLE`` scores per row (the same columns in every row) gives, per row,
+    two sample values ``lo`` < ``hi`` that hold the wanted ranks between them with a margin of
+    six standard deviations of the sample quantile. One pass over the scores counts the scores
+    ``<= lo`` and gathers those in the open interval (lo, hi), typically a few percent; one sort
+    of the gathered scores (keyed by row, then bit pattern) gives the ranks inside. A rank that
+    falls at ``lo`` or ``hi`` themselves (ties) is checked with one more counting pass, so the
+    result is exact whatever the sample: it only decides how much is gathered.
+    """
+    batch = parts[0].shape[0]
+    device = parts[0].device
+    n = sum(p.shape[1] for p in parts)
+    if n < 2:
+        return None
+    r_lo, r_hi = min(ranks), max(ranks)
+    m = _SAMPLE
+    p_lo, p_hi = r_lo / (n - 1), r_hi / (n - 1)
+    i_lo = math.floor(p_lo * (m - 1) - 6.0 * math.sqrt(m * p_lo * (1 - p_lo)) - 2)
+    i_hi = math.ceil(p_hi * (m - 1) + 6.0 * math.sqrt(m * p_hi * (1 - p_hi)) + 2)
+    if i_lo < 0 or i_hi >= m:  # extreme percentiles: no room for a bracket
+        return None
+    gen = torch.Generator().manual_seed(0)
+    cols = torch.randint(0, n, (m,), generator=gen).sort().values
+    bounds = torch.tensor([0] + [p.shape[1] for p in parts]).cumsum(0)
+    pieces = []
+    for k, p in enumerate(parts):
+        sel = cols[(cols >= bounds[k]) & (cols < bounds[k + 1])] - bounds[k]
+        pieces.append(p[:, sel.to(device)])
+    sample = torch.cat(pieces, dim=1).sort(dim=1).values  # (B, m)
+    lo, hi = sample[:, i_lo : i_lo + 1], sample[:, i_hi : i_hi + 1]  # (B, 1)
+
+    def count_and_gather(lo, hi):
+        at_most_lo = torch.zeros(batch, dtype=torch.long, device=device)
+        inside = torch.zeros(batch, dtype=torch.long, device=device)
+        keys = []
+        row_key = torch.arange(batch, device=device, dtype=torch.long) << 32
+        for p in parts:
+            le = p <= lo
+            at_most_lo += le.sum(1)
+            w = (p < hi).logical_and_(le.logical_not_())
+            c = w.sum(1)
+            inside += c
+            k = p[w].view(torch.int32).to(torch.long)
+            keys.append(k.add_(torch.repeat_interleave(row_key, c)))
+        return at_most_lo, inside, torch.cat(keys).sort().values
+
+    at_most_lo, inside, keys = count_and_gather(lo, hi)
+    start = inside.cumsum(0) - inside  # each row's first key
+    want = torch.tensor(ranks, dtype=torch.long, device=device).expand(batch, -1)
+    pos = want - at_most_lo[:, None]  # rank within the open interval (lo, hi)
+    at_lo, at_hi = pos < 0, pos >= inside[:, None]
+    if bool(at_lo.any() | at_hi.any()):
+        # ranks at lo or hi themselves: lo is right if fewer than rank + 1 scores are < lo,
+        # hi if more than rank scores are <= hi.
+        below_lo = torch.zeros(batch, dtype=torch.long, device=device)
+        upto_hi = torch.zeros(batch, dtype=torch.long, device=device)
+        for p in parts:
+            below_lo += (p < lo).sum(1)
+            upto_hi += (p <= hi).sum(1)
+        ok = torch.where(at_lo, below_lo[:, None] <= want, upto_hi[:, None] > want)
+        if not bool(ok[at_lo | at_hi].all()):
+            return None
+    idx = (start[:, None] + pos.clamp(min=0)).clamp(max=max(keys.numel() - 1, 0))
+    got = keys[idx] if keys.numel() else torch.zeros_like(idx)
+    bits = (got & 0xFFFFFFFF).to(torch.int32).view(torch.float32)
+    out = torch.where(at_lo, lo, torch.where(at_hi, hi, bits))
     return out
 
 
