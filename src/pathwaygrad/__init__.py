@@ -17,7 +17,13 @@ from pathwaygrad.attribution.explain import explain
 from pathwaygrad.attribution.pathway_gradient import PathwayGradient, pathway_gradient
 from pathwaygrad.methods import PATHWAY_METHODS
 from pathwaygrad.pathway import Pathway
-from pathwaygrad.selection import NeuronScores, pathway_logits, score_neurons, select_pathway
+from pathwaygrad.selection import (
+    NeuronScores,
+    pathway_logits,
+    score_neurons,
+    select_pathway,
+    select_pathways,
+)
 from pathwaygrad.sites import ACTIVATION_KINDS, Site, activation_sites
 from pathwaygrad.visualization import reduce_channels
 
@@ -39,5 +45,6 @@ __all__ = [
     "reduce_channels",
     "score_neurons",
     "select_pathway",
+    "select_pathways",
     "__version__",
 ]

@@ -126,6 +126,77 @@ def select_pathway(
     return pathway
 
 
+def select_pathways(
+    model,
+    inputs: torch.Tensor,
+    target=None,
+    method: str = "neuron_mct",
+    sparsities: Sequence[float] = (80.0, 90.0, 99.0),
+    *,
+    activations: str | Sequence[str] = ("relu",),
+    threshold: str | None = None,
+    additional_forward_args=None,
+    **options,
+) -> dict[float, Pathway]:
+    """The pathways of each example at several sparsities from one scoring run.
+
+    Same arguments as :func:`select_pathway`, with ``sparsities`` (percent pruned, each
+    0 <= s < 100) instead of one ``sparsity``. The neurons are scored once (NeuronMCT,
+    NeuronIntGrad, Random, DGR) and thresholded at each sparsity, so a sweep costs one
+    selection; Greedy runs its schedule once per sparsity, and the dead path ignores them.
+    Each pathway equals ``select_pathway(..., sparsity=s)`` exactly.
+
+    Returns:
+        ``{s: Pathway}`` in the order of ``sparsities`` (keys as floats).
+    """
+    if method not in PATHWAY_METHODS:
+        raise UserError(f"unknown pathway method {method!r}; choose from {list(PATHWAY_METHODS)}")
+    check_options(method, options, METHOD_OPTIONS[method])
+    if isinstance(sparsities, str | int | float):
+        raise UserError(
+            f"sparsities must be a list of numbers in [0, 100), got {sparsities!r} "
+            "(for one sparsity or 'adaptive', use select_pathway)"
+        )
+    levels = list(dict.fromkeys(check_sparsity(s) for s in sparsities))
+    if not levels:
+        raise UserError("sparsities must list at least one sparsity")
+    if threshold is None:
+        threshold = "per_layer" if method == "random" else "global"
+    if threshold not in THRESHOLDS:
+        raise UserError(f"threshold must be one of {list(THRESHOLDS)}, got {threshold!r}")
+    inputs = check_inputs(inputs)
+    extra = forward_args(additional_forward_args)
+    runner = ActivationRunner(model, activations)
+    chosen = {}
+    with preserved(model):
+        first = probe(runner, inputs, target, extra, grad=method in ("neuron_mct", "greedy"))
+        if method in ("greedy", "dead"):
+            for i, level in enumerate(levels):
+                # Greedy spends the probe's deferred backward: probe again for each sparsity.
+                pass_ = first
+                if i and method == "greedy":
+                    pass_ = probe(runner, inputs, first.targets, extra, grad=True)
+                chosen[level] = _direct_masks(method, runner, inputs, pass_, extra, level, options)
+        else:
+            scores = _scores(method, runner, inputs, first, extra, options)
+            for level in levels:
+                chosen[level] = threshold_masks(scores, level, threshold)
+            del scores
+    out = {}
+    for level, masks in chosen.items():
+        out[level] = Pathway(
+            masks=masks,
+            sites=first.names,
+            targets=first.targets,
+            method=method,
+            requested_sparsity=torch.full((inputs.shape[0],), level),
+            activations=runner.activations,
+            full_logits=target_outputs(first.logits, first.targets),
+        )
+        _warn_empty_calls(out[level])
+    return out
+
+
 def _warn_empty_calls(pathway: Pathway) -> None:
     """A call with no kept neuron cuts the network: the response no longer depends on the input."""
     empty = pathway.empty_calls()
