@@ -24,7 +24,7 @@ SCRIPTS = [
     ("bench_reference.py", [], ["--quick"]),
     ("bench_memory.py", [], ["--quick"]),
     ("bench_eval_throughput.py", [], ["--quick"]),
-    ("bench_lerf.py", [], ["--n", "32", "--runs", "1"]),
+    ("bench_lerf.py", ["--n", "256", "--runs", "3"], ["--n", "32", "--runs", "1"]),
     ("bench_road_vs_quantus.py", [], ["--n", "64", "--runs", "1"]),
 ]
 
