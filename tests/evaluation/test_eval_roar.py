@@ -145,3 +145,28 @@ def test_interrupted_roar_resumes_without_recomputing(data, tmp_path):
         rank_by="abs",
     )
     assert len(other.keys) == 2
+
+
+def test_new_data_in_the_same_folder_trains_a_new_base_model_and_new_maps(data, tmp_path):
+    import json
+
+    train, test = data
+    kwargs = dict(
+        fractions=(0.5,),
+        repeats=1,
+        train_kwargs={**TRAIN, "epochs": 2},
+        progress=False,
+        executor="sequential",
+    )
+    methods = [("region", region_map)]
+    first = roar(mlp, train, test, methods, out_dir=tmp_path, **kwargs)
+    metas = sorted((tmp_path / "maps").rglob("*.json"))
+    keys_before = [json.loads(p.read_text())["key"] for p in metas]
+    other_train = make_data(640, seed=5)
+    second = roar(mlp, other_train, test, methods, out_dir=tmp_path, **kwargs)
+    (base,) = [r for r in second if r["protocol"] == "base"]
+    # trained from scratch, not resumed from the first run's finished checkpoint
+    assert base["resumed_from_epoch"] == 0
+    assert base["key"] not in {r["key"] for r in first}
+    keys_after = [json.loads(p.read_text())["key"] for p in metas]
+    assert all(a["model"] != b["model"] for a, b in zip(keys_before, keys_after))

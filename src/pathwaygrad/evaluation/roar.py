@@ -168,6 +168,7 @@ def _compute_maps(
         "rank_by": rank_by,
         "target": target,
         "data": data["fingerprint"],
+        "model": _model_fingerprint(model),  # maps of another model are not reused
     }
     out = {}
     for split in ("train", "test"):
@@ -508,7 +509,9 @@ def remove_and_retrain(
         base_jobs[0] = Job(
             base_jobs[0].key,
             base_jobs[0].fn,
-            {**base_jobs[0].kwargs, "checkpoint_dir": str(root / "base_model")},
+            # one folder per base-model key: a run with other data or settings never resumes
+            # (or loads) the checkpoint of another
+            {**base_jobs[0].kwargs, "checkpoint_dir": str(root / "base_model" / base_jobs[0].key)},
         )
     run(base_jobs, "base models")
     if explain_model is None:
@@ -516,7 +519,7 @@ def remove_and_retrain(
 
         torch.manual_seed(seed)
         explain_model = model_factory()
-        weights = root / "base_model" / BEST_WEIGHTS
+        weights = root / "base_model" / base_jobs[0].key / BEST_WEIGHTS
         if not weights.exists():
             raise UserError(
                 f"the base model's weights {weights} are missing; delete {store.path(base_jobs[0].key)} and rerun"
