@@ -84,10 +84,7 @@ def select_pathway(
         level = cands[0]
     else:
         level = check_sparsity(sparsity)
-    if threshold is None:
-        threshold = "per_layer" if method == "random" else "global"
-    if threshold not in THRESHOLDS:
-        raise UserError(f"threshold must be one of {list(THRESHOLDS)}, got {threshold!r}")
+    threshold = _check_threshold(method, threshold)
     inputs = check_inputs(inputs)
     extra = forward_args(additional_forward_args)
     runner = ActivationRunner(model, activations)
@@ -160,10 +157,7 @@ def select_pathways(
     levels = list(dict.fromkeys(check_sparsity(s) for s in sparsities))
     if not levels:
         raise UserError("sparsities must list at least one sparsity")
-    if threshold is None:
-        threshold = "per_layer" if method == "random" else "global"
-    if threshold not in THRESHOLDS:
-        raise UserError(f"threshold must be one of {list(THRESHOLDS)}, got {threshold!r}")
+    threshold = _check_threshold(method, threshold)
     inputs = check_inputs(inputs)
     extra = forward_args(additional_forward_args)
     runner = ActivationRunner(model, activations)
@@ -195,6 +189,15 @@ def select_pathways(
         )
         _warn_empty_calls(out[level])
     return out
+
+
+def _check_threshold(method: str, threshold: str | None) -> str:
+    """The threshold kind to use: the method's default when None; refuses unknown kinds."""
+    if threshold is None:
+        threshold = "per_layer" if method == "random" else "global"
+    if threshold not in THRESHOLDS:
+        raise UserError(f"threshold must be one of {list(THRESHOLDS)}, got {threshold!r}")
+    return threshold
 
 
 def _warn_empty_calls(pathway: Pathway) -> None:
