@@ -136,6 +136,27 @@ def finish(args, name: str, ratios: dict, extra: dict | None = None) -> None:
     print(line, flush=True)
 
 
+def add_models_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--models", default=None, help="comma-separated subset of vgg16,resnet50,resnet20"
+    )
+
+
+def measure_configs(args, full, quick, measure) -> tuple[list[dict], dict]:
+    """Run ``measure(name, batch, size, args) -> (key, row)`` for each (name, batch, size) of
+    ``quick`` or ``full`` (only the ``--models`` ones); returns the rows and ``{key: ratio}``."""
+    configs = quick if args.quick else full
+    if args.models:
+        keep = set(args.models.split(","))
+        configs = [c for c in configs if c[0] in keep]
+    rows, ratios = [], {}
+    for name, batch, size in configs:
+        key, row = measure(name, batch, size, args)
+        ratios[key] = round(row["ratio (wall)"], 3)
+        rows.append(row)
+    return rows, ratios
+
+
 def plain_gradient(model, x: torch.Tensor) -> torch.Tensor:
     """The plain input gradient the way users write it: the model's parameters keep their
     ``requires_grad`` (True, as built), the predicted class's logit is backpropagated to the

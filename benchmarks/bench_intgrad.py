@@ -20,7 +20,7 @@ than on the resolution); CIFAR ResNet-20 at batch 16. ``--quick``: 64x64, batch 
 from __future__ import annotations
 
 import torch
-from _common import Timer, finish, parser, setup, table
+from _common import Timer, add_models_option, finish, measure_configs, parser, setup, table
 from _models import build
 from torch import nn
 
@@ -114,20 +114,10 @@ def measure(name, batch, size, args) -> tuple[str, dict]:
 
 def main(argv=None) -> int:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument(
-        "--models", default=None, help="comma-separated subset of vgg16,resnet50,resnet20"
-    )
+    add_models_option(p)
     args = p.parse_args(argv)
     setup(args)
-    configs = QUICK if args.quick else FULL
-    if args.models:
-        keep = set(args.models.split(","))
-        configs = [c for c in configs if c[0] in keep]
-    rows, ratios = [], {}
-    for name, batch, size in configs:
-        key, row = measure(name, batch, size, args)
-        ratios[key] = round(row["ratio (wall)"], 3)
-        rows.append(row)
+    rows, ratios = measure_configs(args, FULL, QUICK, measure)
     print()
     print(f"NeuronIntGrad ({STEPS} steps, every call) vs a Captum LayerIntegratedGradients loop")
     cols = ["model", "input", "calls", "captum s/img", "pathwaygrad s/img"]

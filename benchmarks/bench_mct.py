@@ -16,7 +16,16 @@ from __future__ import annotations
 import time
 
 import torch
-from _common import Timer, finish, parser, plain_gradient, setup, table
+from _common import (
+    Timer,
+    add_models_option,
+    finish,
+    measure_configs,
+    parser,
+    plain_gradient,
+    setup,
+    table,
+)
 from _models import build
 
 import pathwaygrad as pg
@@ -93,20 +102,10 @@ def measure(name: str, batch: int, size, args) -> tuple[str, dict]:
 def main(argv=None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--profile", action="store_true", help="print the time per phase")
-    p.add_argument(
-        "--models", default=None, help="comma-separated subset of vgg16,resnet50,resnet20"
-    )
+    add_models_option(p)
     args = p.parse_args(argv)
     setup(args)
-    configs = QUICK if args.quick else FULL
-    if args.models:
-        keep = set(args.models.split(","))
-        configs = [c for c in configs if c[0] in keep]
-    rows, ratios = [], {}
-    for name, batch, size in configs:
-        key, row = measure(name, batch, size, args)
-        ratios[key] = round(row["ratio (wall)"], 3)
-        rows.append(row)
+    rows, ratios = measure_configs(args, FULL, QUICK, measure)
     print()
     print("NeuronMCT pathway gradient vs plain input gradient (median of per-run ratios)")
     print(
