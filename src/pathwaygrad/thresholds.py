@@ -271,22 +271,20 @@ def _bracket_select(parts: list[torch.Tensor], ranks: list[int]) -> torch.Tensor
     sample = torch.cat(pieces, dim=1).sort(dim=1).values  # (B, m)
     lo, hi = sample[:, i_lo : i_lo + 1], sample[:, i_hi : i_hi + 1]  # (B, 1)
 
-    def count_and_gather(lo, hi):
-        at_most_lo = torch.zeros(batch, dtype=torch.long, device=device)
-        inside = torch.zeros(batch, dtype=torch.long, device=device)
-        keys = []
-        row_key = torch.arange(batch, device=device, dtype=torch.long) << 32
-        for p in parts:
-            le = p <= lo
-            at_most_lo += le.sum(1)
-            w = (p < hi).logical_and_(le.logical_not_())
-            c = w.sum(1)
-            inside += c
-            k = p[w].view(torch.int32).to(torch.long)
-            keys.append(k.add_(torch.repeat_interleave(row_key, c)))
-        return at_most_lo, inside, torch.cat(keys).sort().values
-
-    at_most_lo, inside, keys = count_and_gather(lo, hi)
+    # one pass: count the scores <= lo, gather those in (lo, hi) keyed by row, then bit pattern
+    at_most_lo = torch.zeros(batch, dtype=torch.long, device=device)
+    inside = torch.zeros(batch, dtype=torch.long, device=device)
+    keys = []
+    row_key = torch.arange(batch, device=device, dtype=torch.long) << 32
+    for p in parts:
+        le = p <= lo
+        at_most_lo += le.sum(1)
+        w = (p < hi).logical_and_(le.logical_not_())
+        c = w.sum(1)
+        inside += c
+        k = p[w].view(torch.int32).to(torch.long)
+        keys.append(k.add_(torch.repeat_interleave(row_key, c)))
+    keys = torch.cat(keys).sort().values
     start = inside.cumsum(0) - inside  # each row's first key
     want = torch.tensor(ranks, dtype=torch.long, device=device).expand(batch, -1)
     pos = want - at_most_lo[:, None]  # rank within the open interval (lo, hi)
