@@ -63,9 +63,7 @@ def select_pathway(
 
     The model is left exactly as it was (weights, buffers, modes, ``requires_grad``, no hooks).
     """
-    if method not in PATHWAY_METHODS:
-        raise UserError(f"unknown pathway method {method!r}; choose from {list(PATHWAY_METHODS)}")
-    check_options(method, options, METHOD_OPTIONS[method])
+    _check_method(method, options)
     adaptive = isinstance(sparsity, str)
     if adaptive:
         if sparsity != "adaptive":
@@ -108,15 +106,7 @@ def select_pathway(
                 masks = threshold_masks(scores, level, threshold)
                 requested = torch.full((inputs.shape[0],), level)
             del scores
-    pathway = Pathway(
-        masks=masks,
-        sites=first.names,
-        targets=first.targets,
-        method=method,
-        requested_sparsity=requested,
-        activations=runner.activations,
-        full_logits=target_outputs(first.logits, first.targets),
-    )
+    pathway = _pathway(first, runner, method, masks, requested)
     if adaptive:
         pathway.info["pathway_logits"] = kept_logits
     _warn_empty_calls(pathway)
@@ -146,9 +136,7 @@ def select_pathways(
     Returns:
         ``{s: Pathway}`` in the order of ``sparsities`` (keys as floats).
     """
-    if method not in PATHWAY_METHODS:
-        raise UserError(f"unknown pathway method {method!r}; choose from {list(PATHWAY_METHODS)}")
-    check_options(method, options, METHOD_OPTIONS[method])
+    _check_method(method, options)
     if isinstance(sparsities, str | int | float):
         raise UserError(
             f"sparsities must be a list of numbers in [0, 100), got {sparsities!r} "
@@ -178,17 +166,29 @@ def select_pathways(
             del scores
     out = {}
     for level, masks in chosen.items():
-        out[level] = Pathway(
-            masks=masks,
-            sites=first.names,
-            targets=first.targets,
-            method=method,
-            requested_sparsity=torch.full((inputs.shape[0],), level),
-            activations=runner.activations,
-            full_logits=target_outputs(first.logits, first.targets),
-        )
+        requested = torch.full((inputs.shape[0],), level)
+        out[level] = _pathway(first, runner, method, masks, requested)
         _warn_empty_calls(out[level])
     return out
+
+
+def _check_method(method: str, options: dict) -> None:
+    if method not in PATHWAY_METHODS:
+        raise UserError(f"unknown pathway method {method!r}; choose from {list(PATHWAY_METHODS)}")
+    check_options(method, options, METHOD_OPTIONS[method])
+
+
+def _pathway(first, runner, method: str, masks, requested: torch.Tensor) -> Pathway:
+    """The Pathway of ``masks`` selected after the probe pass ``first``."""
+    return Pathway(
+        masks=masks,
+        sites=first.names,
+        targets=first.targets,
+        method=method,
+        requested_sparsity=requested,
+        activations=runner.activations,
+        full_logits=target_outputs(first.logits, first.targets),
+    )
 
 
 def _check_threshold(method: str, threshold: str | None) -> str:
