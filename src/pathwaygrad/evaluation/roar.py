@@ -152,6 +152,7 @@ def _safe(text: str) -> str:
 
 def _compute_maps(
     model,
+    model_key: str,
     spec: MethodSpec,
     data: dict,
     root: Path,
@@ -161,14 +162,15 @@ def _compute_maps(
     batch_size: int,
     progress: bool,
 ) -> dict[str, str]:
-    """Pixel scores (N, H, W) float32 of ``spec`` for train and test, cached; returns paths."""
+    """Pixel scores (N, H, W) float32 of ``spec`` for train and test, cached under ``model_key``
+    (the explaining model's weight fingerprint) and the data; returns paths."""
     folder = root / "maps" / f"{_safe(spec.label)}-{spec.fingerprint()}"
     key = {
         "method": spec.describe(),
         "rank_by": rank_by,
         "target": target,
         "data": data["fingerprint"],
-        "model": _model_fingerprint(model),  # maps of another model are not reused
+        "model": model_key,  # maps of another model are not reused
     }
     out = {}
     for split in ("train", "test"):
@@ -532,7 +534,8 @@ def remove_and_retrain(
         for j in base_jobs:
             rows_by_key.pop(j.key, None)
 
-    # 2. maps, once per method (cached)
+    # 2. maps, once per method (cached, keyed by the explaining model's weights)
+    explainer = _model_fingerprint(explain_model)
     maps_of: dict[str, dict | None] = {}
     for spec in specs:
         if spec.is_random_ranking:
@@ -540,6 +543,7 @@ def remove_and_retrain(
             continue
         maps_of[spec.label] = _compute_maps(
             explain_model,
+            explainer,
             spec,
             data,
             root,
@@ -550,7 +554,6 @@ def remove_and_retrain(
         )
     # 3. cells
     jobs = []
-    explainer = _model_fingerprint(explain_model)
     meta["settings"]["explain_model_fingerprint"] = explainer
     for mode in modes:
         for spec in specs:
