@@ -23,10 +23,10 @@ sample values and a sort of those gives the exact ranks. Other dtypes, negative 
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
+
+from pathwaygrad._threads import run, threads
 
 THRESHOLDS = ("global", "per_layer")
 
@@ -38,7 +38,6 @@ _SAMPLE = 4096  # scores sampled per row to bracket the wanted ranks
 # Rows of this many scores are bracketed by a sample first. Longer rows (ImageNet-size networks)
 # keep the radix select: its threaded histograms beat sorting the few percent gathered.
 _BRACKET_MIN, _BRACKET_MAX = 1 << 16, 1 << 21
-_pool: ThreadPoolExecutor | None = None
 
 
 def flatten_scores(scores: list[torch.Tensor]) -> torch.Tensor:
@@ -101,20 +100,6 @@ def _radix_ok(parts: list[torch.Tensor]) -> bool:
     return all(bool(p.amin() >= 0) for p in parts)
 
 
-def _threads() -> int:
-    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
-
-
-def _run(tasks) -> list:
-    """Run zero-argument callables, on a small thread pool (torch ops release the GIL)."""
-    global _pool
-    if len(tasks) <= 1:
-        return [t() for t in tasks]
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="pathwaygrad")
-    return [f.result() for f in [_pool.submit(t) for t in tasks]]
-
-
 def _blocks(parts: list[torch.Tensor]) -> list[tuple[int, torch.Tensor]]:
     """(first row, block (b, c)) covering all elements of every part, each of at most ``_BLOCK``
     elements (at least one column): small enough that PyTorch runs each elementwise op on a
@@ -162,7 +147,7 @@ def _histograms(parts, bins: int, keys_of) -> torch.Tensor:
     blocks = _blocks(parts)
     workers = 1
     if total > _SMALL:
-        workers = max(1, min(_threads(), total // (8 * batch * bins)))
+        workers = max(1, min(threads(), total // (8 * batch * bins)))
     # Contiguous groups of blocks with about equal element counts, one per thread.
     groups: list[list[tuple[int, torch.Tensor]]] = [[]]
     acc = 0
@@ -171,7 +156,7 @@ def _histograms(parts, bins: int, keys_of) -> torch.Tensor:
             groups.append([])
         groups[-1].append((r0, block))
         acc += block.numel()
-    hists = _run([lambda g=g: work(g) for g in groups if g])
+    hists = run([lambda g=g: work(g) for g in groups if g])
     hist = hists[0]
     for h in hists[1:]:
         hist += h
