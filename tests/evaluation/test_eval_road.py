@@ -111,3 +111,67 @@ def test_road_protocol_on_known_evidence(trained_mlp, region_data):
     # LeRF keeps the region: accuracy stays
     assert acc("region", "lerf", 0.5) > 0.95
     assert table.summary["region"]["morf"]["area"] < table.summary["random_ranking"]["morf"]["area"]
+
+
+def _banded_spd(n: int, u: int, dtype, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random SPD matrix with u super-diagonals, dense and in LAPACK's band-by-columns layout."""
+    rng = np.random.default_rng(seed)
+    a = np.zeros((n, n))
+    for k in range(1, u + 1):
+        off = rng.uniform(-1, 1, n - k) / (2 * u)
+        a[np.arange(n - k), np.arange(k, n)] = off
+    a = a + a.T + np.diag(rng.uniform(1.0, 2.0, n))  # diagonally dominant: SPD
+    band = np.zeros((n, u + 1))
+    for j in range(n):
+        for i in range(max(0, j - u), j + 1):
+            band[j, u + i - j] = a[i, j]
+    return a.astype(dtype), band.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lapack", ["ctypes", "scipy fallback"])
+def test_banded_solve_equals_dense_solve(dtype, lapack, monkeypatch):
+    from pathwaygrad.evaluation import _banded
+
+    if lapack == "ctypes":
+        assert _banded._lapack(np.dtype(dtype)) is not None  # the GIL-free path is the one used
+    else:
+        monkeypatch.setattr(_banded, "_lapack", lambda dtype: None)
+    a, band = _banded_spd(57, 5, dtype, seed=0)
+    rhs = np.random.default_rng(1).normal(size=(3, 57)).astype(dtype)
+    want = np.linalg.solve(a.astype(np.float64), rhs.T.astype(np.float64)).T
+    got = _banded.solve_banded_spd(band.copy(), rhs.copy())
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want, atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_banded_solve_refuses_an_indefinite_matrix():
+    from pathwaygrad.evaluation._banded import solve_banded_spd
+
+    a, band = _banded_spd(10, 2, np.float64, seed=0)
+    band[4, 2] = -1.0  # a negative diagonal entry
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        solve_banded_spd(band, np.ones((1, 10)))
+    with pytest.raises(ValueError, match="does not fit"):
+        solve_banded_spd(band, np.ones((1, 9)))
+
+
+def test_threaded_runs_equal_one_run(batch, monkeypatch):
+    """Cut into runs of images solved on several threads: the same values, noise included."""
+    from pathwaygrad.evaluation import road as road_module
+
+    x, remove = batch
+    x = torch.cat([x, x.flip(0)])  # 12 images, some with nothing removed
+    remove = torch.cat([remove, remove.flip(0)])
+    one = noisy_linear_impute(x, remove, noise=0.3, generator=5)
+    monkeypatch.setattr(road_module, "_THREADED_UNKNOWNS", 0)
+    monkeypatch.setattr(road_module, "threads", lambda: 4)
+    runs = road_module._image_runs(remove.flatten(1).sum(1).numpy(), 4)
+    assert len(runs) >= 3 and runs[0].start == 0 and runs[-1].stop == 12
+    assert all(a.stop == b.start for a, b in zip(runs, runs[1:]))
+    many = noisy_linear_impute(x, remove, noise=0.3, generator=5)
+    torch.testing.assert_close(many, one, atol=1e-12, rtol=0)
+    for i in range(len(x)):  # and still the per-image oracle, without noise
+        want = naive_impute(x[i].numpy(), remove[i].numpy())
+        got = noisy_linear_impute(x[i : i + 1], remove[i : i + 1], noise=0.0)
+        np.testing.assert_allclose(got[0].numpy(), want, atol=1e-7, rtol=0)

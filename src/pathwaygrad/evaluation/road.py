@@ -10,9 +10,9 @@ we solve it for a whole batch (and all removal levels) at once:
 
 - ``solver="banded"`` (default): with the unknowns in row-major order every neighbour is at most
   W + 1 unknowns away, so the batch's block-diagonal, symmetric positive definite matrix is banded;
-  one LAPACK banded Cholesky solve (``scipy.linalg.solveh_banded``, all channels as right-hand
-  sides, in the inputs' precision) handles the batch. The system is assembled with vectorised numpy
-  (no per-pixel Python). Exact.
+  LAPACK's banded Cholesky (``pbtrf``/``pbtrs``, all channels as right-hand sides, in the inputs'
+  precision) solves it, one run of whole images per thread, with the GIL released (see
+  ``_banded``). The system is assembled with vectorised numpy (no per-pixel Python). Exact.
 - ``solver="sparse"``: the same system, factorised by SuperLU (``scipy.sparse.linalg.splu``). Exact.
 - ``solver="cg"``: Jacobi-preconditioned conjugate gradients in torch on the inputs' device, all
   images and channels as one batch, the operator a 3x3 convolution; converges to ``tol`` (relative
@@ -29,13 +29,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 import torch.nn.functional as F
 
+from pathwaygrad._threads import run, threads
 from pathwaygrad.errors import UserError
+from pathwaygrad.evaluation._banded import solve_banded_spd
 from pathwaygrad.evaluation._meta import HIGHER, LOWER, ProtocolInfo
 from pathwaygrad.evaluation._methods import method_pixel_scores, resolve_methods
 from pathwaygrad.evaluation._ranking import pixel_ranks
@@ -133,15 +134,49 @@ def _system(x: np.ndarray, remove: np.ndarray):
     return diag, upper, rhs
 
 
-def _solve_banded(x: np.ndarray, remove: np.ndarray) -> np.ndarray:
-    """Exact imputed values (n_removed, C) by banded Cholesky solves (LAPACK ``pbsv``).
+def _impute_banded(x: np.ndarray, remove: np.ndarray, out: np.ndarray, eps) -> None:
+    """Write the imputed values (+ ``eps`` (n_removed, C), the noise, if given) into ``out``.
 
-    In row-major order a neighbour is at most W + 1 unknowns away, so the batch's block-diagonal
-    matrix is banded: cost O(n u^2) for n unknowns and u super-diagonals. The images are solved in
-    a few groups of similar bandwidth (one LAPACK call each), so a single wide image does not widen
-    the band of the whole batch. Precision: that of ``x`` (float32 or float64).
+    Exact, by banded Cholesky solves (LAPACK ``pbtrf``/``pbtrs``). The batch is cut into one run
+    of whole images per thread (about equal numbers of removed pixels); each run is assembled,
+    solved and written back on its own thread: LAPACK is called without the GIL (see
+    ``_banded``) and numpy releases it too, so the runs use all cores. Precision: that of ``x``
+    (float32 or float64).
     """
     dtype = np.float64 if x.dtype == np.float64 else np.float32
+    counts = remove.reshape(remove.shape[0], -1).sum(1)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    runs = _image_runs(counts, threads() if offsets[-1] >= _THREADED_UNKNOWNS else 1)
+
+    def work(r: slice) -> None:
+        values = _solve_run(x[r], remove[r], dtype)
+        if eps is not None:
+            values += eps[offsets[r.start] : offsets[r.stop]]
+        out[r].transpose(0, 2, 3, 1)[remove[r]] = values
+
+    with _one_blas_thread():
+        run([lambda r=r: work(r) for r in runs])
+
+
+_THREADED_UNKNOWNS = 1 << 14  # fewer unknowns than this in all: one thread
+
+
+def _image_runs(counts: np.ndarray, parts: int) -> list[slice]:
+    """Up to ``parts`` contiguous runs of images with about equal ``counts`` in each."""
+    cum = np.cumsum(counts)
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, parts) / parts, side="right")
+    bounds = np.unique(np.concatenate([[0], cuts, [counts.size]]))
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _solve_run(x: np.ndarray, remove: np.ndarray, dtype) -> np.ndarray:
+    """Imputed values (n_removed, C) of a run of images.
+
+    In row-major order a neighbour is at most W + 1 unknowns away, so the run's block-diagonal
+    matrix is banded: cost O(n u^2) for n unknowns and u super-diagonals. Images of very
+    different bandwidth are solved in a few groups of similar bandwidth (one LAPACK call each), so
+    a single wide image does not widen the band of all.
+    """
     diag, upper, rhs = _system(x, remove)
     b = x.shape[0]
     counts = remove.reshape(b, -1).sum(1)
@@ -153,51 +188,38 @@ def _solve_banded(x: np.ndarray, remove: np.ndarray) -> np.ndarray:
             has = starts < np.searchsorted(i, offsets[1:])
             seg = np.maximum.reduceat(j - i, starts[has])
             width[has] = np.maximum(width[has], seg)
-    out = np.empty_like(rhs, dtype=dtype)
     entries = [(i, j, v) for i, j, v in upper if i.size]
     order = np.argsort(width, kind="stable")
-    groups = [g for g in np.array_split(order, min(4, b)) if g.size]
-    one_cost = diag.size * (int(width.max()) + 1) ** 2
+    groups = [np.sort(g) for g in np.array_split(order, min(4, b)) if g.size]
+    one_cost = diag.size * (int(width.max(initial=0)) + 1) ** 2
     split_cost = sum(int(counts[g].sum()) * (int(width[g].max()) + 1) ** 2 for g in groups)
-    with _one_blas_thread():
-        if split_cost < 0.75 * one_cost:  # images of very different bandwidth: solve in groups
-            _solve_groups(groups, width, offsets, diag, entries, rhs, out, dtype)
-        else:
-            u = int(width.max())
-            ab = np.zeros((u + 1, diag.size), dtype=dtype)
-            ab[u] = diag
-            for i, j, v in entries:
-                ab[u - (j - i), j] = v
-            out[:] = scipy.linalg.solveh_banded(
-                ab,
-                rhs.astype(dtype, copy=False),
-                overwrite_ab=True,
-                overwrite_b=True,
-                check_finite=False,
-            )
-    return out
-
-
-def _solve_groups(groups, width, offsets, diag, entries, rhs, out, dtype) -> None:
+    if split_cost >= 0.75 * one_cost:
+        band = _band(diag, entries, int(width.max(initial=0)), dtype)
+        return solve_banded_spd(band, np.ascontiguousarray(rhs.T, dtype=dtype)).T
+    out = np.empty_like(rhs, dtype=dtype)
     for g in groups:
-        if g.size == 0:
-            continue
-        g = np.sort(g)
-        u = int(width[g].max())
         sel = np.concatenate([np.arange(offsets[k], offsets[k + 1]) for k in g])
         if sel.size == 0:
             continue
         local = np.full(diag.size, -1, dtype=np.int64)
         local[sel] = np.arange(sel.size)
-        ab = np.zeros((u + 1, sel.size), dtype=dtype)
-        ab[u] = diag[sel]
+        mine = []
         for i, j, v in entries:
             li, lj = local[i], local[j]
             keep = li >= 0
-            ab[u - (lj[keep] - li[keep]), lj[keep]] = v
-        out[sel] = scipy.linalg.solveh_banded(
-            ab, rhs[sel].astype(dtype), overwrite_ab=True, overwrite_b=True, check_finite=False
-        )
+            mine.append((li[keep], lj[keep], v))
+        band = _band(diag[sel], mine, int(width[g].max()), dtype)
+        out[sel] = solve_banded_spd(band, np.ascontiguousarray(rhs[sel].T, dtype=dtype)).T
+    return out
+
+
+def _band(diag: np.ndarray, entries, u: int, dtype) -> np.ndarray:
+    """LAPACK's upper band storage by columns, (n, u + 1): ``band[j, u + i - j] = A[i, j]``."""
+    band = np.zeros((diag.size, u + 1), dtype=dtype)
+    band[:, u] = diag
+    for i, j, v in entries:
+        band[j, u - (j - i)] = v
+    return band
 
 
 _CONTROLLER = []
@@ -312,15 +334,20 @@ def noisy_linear_impute(
     if solver in ("banded", "sparse"):
         xn = x.detach().cpu().numpy()
         out_np = xn.copy()
-        if rn.any():
-            solve = _solve_banded if solver == "banded" else _solve_sparse
-            values = solve(xn if solver == "banded" else xn.astype(np.float64), rn)
+        n = int(rn.sum())
+        if n:
+            eps = None  # the noise, drawn in np.nonzero(rn) order
             if noise:
                 g = _generator(generator, "cpu")
-                values += (
-                    noise * torch.randn(values.shape, generator=g, dtype=torch.float32).numpy()
-                )
-            out_np.transpose(0, 2, 3, 1)[rn] = values
+                shape = (n, xn.shape[1])
+                eps = noise * torch.randn(shape, generator=g, dtype=torch.float32).numpy()
+            if solver == "banded":
+                _impute_banded(xn, rn, out_np, eps)
+            else:
+                values = _solve_sparse(xn.astype(np.float64), rn)
+                if eps is not None:
+                    values += eps
+                out_np.transpose(0, 2, 3, 1)[rn] = values
         return torch.from_numpy(out_np).to(x.device)
     if solver != "cg":
         raise UserError(f"solver must be 'banded', 'sparse', 'cg' or 'auto', got {solver!r}")
