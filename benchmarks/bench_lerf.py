@@ -1,5 +1,5 @@
-"""LeRF pixel perturbation: batched (all levels of a batch in one forward) vs one image and one level
-per forward (how per-sample loops such as Quantus's pixel-flipping metrics evaluate).
+"""LeRF pixel perturbation: batched (the levels of a batch of 64 images stacked into forwards of the
+library's default size: 128 images on the CPU) vs one image and one level per forward (how per-sample loops such as Quantus's pixel-flipping metrics evaluate).
 
 CIFAR-size inputs (the CIFAR-10 test set from ../shared when present, else random), the CIFAR
 ResNet-20 (pretrained weights from ../shared when present), the gradient's ranking, the default
@@ -57,9 +57,7 @@ def main(argv=None) -> int:
     fill = constant_fill(mean)
 
     def batched():
-        return perturbation_curves(
-            model, x, t, ranks, fr, "lerf", fill, batch_size=64, max_forward=1024
-        )["prob"]
+        return perturbation_curves(model, x, t, ranks, fr, "lerf", fill, batch_size=64)["prob"]
 
     @torch.no_grad()
     def loop():

@@ -83,3 +83,36 @@ def test_bad_fractions_are_a_user_error(trained_mlp, region_data):
         pixel_perturbation(
             trained_mlp, region_data[1].tensors[0][:4], ["random_ranking"], fractions=[10]
         )
+
+
+def test_forwards_never_exceed_max_forward(trained_mlp, region_data):
+    """The model sees at most ``max_forward`` images per call, even when a batch of images is
+    larger; the default (None) is 128 on the CPU. Results do not depend on it."""
+    from pathwaygrad.errors import UserError
+    from pathwaygrad.evaluation.perturbation import resolve_max_forward
+
+    x = region_data[1].tensors[0][:150]
+    t = trained_mlp(x).argmax(1)
+    ranks = pixel_ranks(pixel_scores(gradient_map(trained_mlp, x, t)), seed=3)
+    fill = constant_fill(torch.tensor([0.25]))
+    sizes = []
+
+    def model(inputs):
+        sizes.append(inputs.shape[0])
+        return trained_mlp(inputs)
+
+    fr = [0.1, 0.5, 0.9]
+    ref = perturbation_curves(trained_mlp, x, t, ranks, fr, "lerf", fill, max_forward=4096)
+    for batch_size, max_forward, cap in [(100, 7, 7), (64, None, 128), (150, None, 128)]:
+        sizes.clear()
+        got = perturbation_curves(
+            model, x, t, ranks, fr, "lerf", fill, batch_size=batch_size, max_forward=max_forward
+        )
+        assert max(sizes) <= cap and sum(sizes) == len(x) * len(fr)
+        assert torch.allclose(got["prob"], ref["prob"], atol=1e-6)
+    assert resolve_max_forward(None, "cpu") == 128
+    assert resolve_max_forward(None, torch.device("cuda")) == 1024
+    assert resolve_max_forward(5, "cpu") == 5
+    for bad in (0, -3, 2.5, True, "64"):
+        with pytest.raises(UserError, match="max_forward"):
+            resolve_max_forward(bad, "cpu")

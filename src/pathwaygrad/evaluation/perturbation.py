@@ -147,6 +147,25 @@ def make_fill(fill, inputs: torch.Tensor) -> tuple[FillFn, str]:
     return constant_fill(value), f"constant {value.tolist()}"
 
 
+CPU_MAX_FORWARD = 128
+ACCELERATOR_MAX_FORWARD = 1024
+
+
+def resolve_max_forward(max_forward: int | None, device) -> int:
+    """Images per forward pass of the perturbed inputs: ``max_forward``, or by default 128 on the
+    CPU and 1024 on an accelerator.
+
+    On the CPU small forwards stay in cache: the CIFAR ResNet-20 costs 0.51-0.54 ms per image at
+    32-128 images per forward and 1.66 ms at 1,024 (2-core EPYC, 2026-11-26), so the CPU default
+    is 128; a GPU wants large forwards.
+    """
+    if max_forward is None:
+        return CPU_MAX_FORWARD if torch.device(device).type == "cpu" else ACCELERATOR_MAX_FORWARD
+    if isinstance(max_forward, bool) or not isinstance(max_forward, int) or max_forward < 1:
+        raise UserError(f"max_forward must be a positive number of images, got {max_forward!r}")
+    return max_forward
+
+
 @torch.no_grad()
 def perturbation_curves(
     model,
@@ -158,7 +177,7 @@ def perturbation_curves(
     fill: FillFn,
     *,
     batch_size: int = 64,
-    max_forward: int = 1024,
+    max_forward: int | None = None,
     progress: bool = False,
     desc: str = "perturb",
 ) -> dict[str, torch.Tensor]:
@@ -167,7 +186,8 @@ def perturbation_curves(
     ``inputs`` (N, C, H, W); ``targets`` (N,) long; ``ranks`` (N, H, W) (0 = most important);
     ``fractions`` (L,) in [0, 1]; ``order``: ``"morf"`` / ``"lerf"`` (remove top / bottom) or
     ``"keep"`` (remove all but the top: insertion). Each batch of images is expanded to all L
-    levels and pushed through the model in forwards of at most ``max_forward`` images.
+    levels and pushed through the model in forwards of at most ``max_forward`` images (None: see
+    :func:`resolve_max_forward`).
 
     Returns ``{"prob": (N, L) float, "pred": (N, L) long}`` on the CPU.
     """
@@ -176,6 +196,7 @@ def perturbation_curves(
     levels = len(fractions)
     prob = torch.empty(n, levels)
     pred = torch.empty(n, levels, dtype=torch.long)
+    max_forward = resolve_max_forward(max_forward, device)
     per_forward = max(1, max_forward // max(1, min(batch_size, n)))
     starts = range(0, n, batch_size)
     if progress:
@@ -196,7 +217,7 @@ def perturbation_curves(
             xs = x.repeat(len(lv), 1, 1, 1)
             level_idx = torch.tensor(lv, device=device).repeat_interleave(b)
             xp = fill(xs, masks, img_idx.repeat(len(lv)), level_idx)
-            logits = model(xp).float()
+            logits = torch.cat([model(part) for part in xp.split(max_forward)]).float()
             p = torch.softmax(logits, dim=1).gather(1, t.repeat(len(lv)).unsqueeze(1)).squeeze(1)
             prob[start : start + b, l0 : l0 + len(lv)] = p.view(len(lv), b).t().cpu()
             pred[start : start + b, l0 : l0 + len(lv)] = logits.argmax(1).view(len(lv), b).t().cpu()
@@ -237,7 +258,7 @@ def pixel_perturbation(
     targets=None,
     rank_by: str = "max",
     batch_size: int = 64,
-    max_forward: int = 1024,
+    max_forward: int | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> ResultTable:
@@ -333,7 +354,7 @@ def deletion_insertion(
     targets=None,
     rank_by: str = "max",
     batch_size: int = 64,
-    max_forward: int = 1024,
+    max_forward: int | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> ResultTable:

@@ -371,7 +371,7 @@ def road(
     targets=None,
     rank_by: str = "max",
     batch_size: int = 64,
-    max_forward: int = 1024,
+    max_forward: int | None = None,
     solver: str = "auto",
     seed: int = 0,
     progress: bool = True,
