@@ -86,29 +86,23 @@ def select_pathway(
     inputs = check_inputs(inputs)
     extra = forward_args(additional_forward_args)
     runner = ActivationRunner(model, activations)
-
+    if not adaptive:
+        chosen = _select_levels(runner, inputs, target, method, [level], threshold, extra, options)
+        _warn_empty_calls(chosen[level])
+        return chosen[level]
+    if method in ("greedy", "dead"):
+        raise UserError(
+            f"method {method!r} selects its own neurons: adaptive sparsity does not apply"
+        )
     with preserved(model):
-        first = probe(runner, inputs, target, extra, grad=method in ("neuron_mct", "greedy"))
-        if method in ("greedy", "dead"):
-            if adaptive:
-                raise UserError(
-                    f"method {method!r} selects its own neurons: adaptive sparsity does not apply"
-                )
-            masks = _direct_masks(method, runner, inputs, first, extra, level, options)
-            requested = torch.full((inputs.shape[0],), level)
-        else:
-            scores = _scores(method, runner, inputs, first, extra, options)
-            if adaptive:
-                masks, requested, kept_logits = _adaptive(
-                    runner, inputs, first, extra, scores, threshold, cands, tolerance, criterion
-                )
-            else:
-                masks = threshold_masks(scores, level, threshold)
-                requested = torch.full((inputs.shape[0],), level)
-            del scores
+        first = probe(runner, inputs, target, extra, grad=method == "neuron_mct")
+        scores = _scores(method, runner, inputs, first, extra, options)
+        masks, requested, kept_logits = _adaptive(
+            runner, inputs, first, extra, scores, threshold, cands, tolerance, criterion
+        )
+        del scores
     pathway = _pathway(first, runner, method, masks, requested)
-    if adaptive:
-        pathway.info["pathway_logits"] = kept_logits
+    pathway.info["pathway_logits"] = kept_logits
     _warn_empty_calls(pathway)
     return pathway
 
@@ -149,8 +143,16 @@ def select_pathways(
     inputs = check_inputs(inputs)
     extra = forward_args(additional_forward_args)
     runner = ActivationRunner(model, activations)
+    out = _select_levels(runner, inputs, target, method, levels, threshold, extra, options)
+    for pathway in out.values():
+        _warn_empty_calls(pathway)
+    return out
+
+
+def _select_levels(runner, inputs, target, method, levels, threshold, extra, options) -> dict:
+    """``{level: Pathway}`` from one probe and one scoring run (Greedy: a probe per level)."""
     chosen = {}
-    with preserved(model):
+    with preserved(runner.forward_func):
         first = probe(runner, inputs, target, extra, grad=method in ("neuron_mct", "greedy"))
         if method in ("greedy", "dead"):
             for i, level in enumerate(levels):
@@ -164,12 +166,10 @@ def select_pathways(
             for level in levels:
                 chosen[level] = threshold_masks(scores, level, threshold)
             del scores
-    out = {}
-    for level, masks in chosen.items():
-        requested = torch.full((inputs.shape[0],), level)
-        out[level] = _pathway(first, runner, method, masks, requested)
-        _warn_empty_calls(out[level])
-    return out
+    return {
+        level: _pathway(first, runner, method, masks, torch.full((inputs.shape[0],), level))
+        for level, masks in chosen.items()
+    }
 
 
 def _check_method(method: str, options: dict) -> None:
