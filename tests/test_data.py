@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import pickle
+import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -23,6 +29,7 @@ from pathwaygrad.data import (
     sample_photo,
     unpack_archive,
 )
+from pathwaygrad.data.cache import file_sha256
 from pathwaygrad.errors import UserError
 
 
@@ -197,3 +204,155 @@ def test_resize_and_sample_photo():
     assert cat.shape == (3, 32, 32) and 0.0 <= float(cat.min()) and float(cat.max()) <= 1.0
     with pytest.raises(UserError, match="unknown sample photo"):
         sample_photo("dog")
+
+
+# ------------------------------------------------------------------ caches keyed by content (13.1)
+def _archive(path: Path, tree: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(tree, arcname="cifar10")
+    return path
+
+
+def _trees(tmp_path):
+    big, small = tmp_path / "big" / "cifar10", tmp_path / "small" / "cifar10"
+    for root, n in ((big, 3), (small, 1)):
+        write_image_folder(root / "train", per_class=n)
+        write_image_folder(root / "test", per_class=n)
+    return big, small
+
+
+def test_two_archives_with_the_same_name_never_share_an_unpack(tmp_path):
+    big, small = _trees(tmp_path)
+    a = _archive(tmp_path / "a" / "cifar10-jpeg.tar.gz", big)
+    b = _archive(tmp_path / "b" / "cifar10-jpeg.tar.gz", small)
+    assert len(load_cifar10(a, "train", mean=None)) == 6
+    # the same file name, other content: its own images, not the first archive's
+    assert len(load_cifar10(b, "train", mean=None)) == 2
+    assert unpack_archive(a) != unpack_archive(b)
+    # an archive replaced in place by another one of the same name is unpacked again
+    _archive(a, small)
+    os.utime(a, ns=(1, 1))  # whatever its time stamp
+    assert len(load_cifar10(a, "train", mean=None)) == 2
+
+
+def test_the_same_archive_is_unpacked_once_and_hashed_once(tmp_path, monkeypatch):
+    big, _ = _trees(tmp_path)
+    a = _archive(tmp_path / "a" / "data.tar.gz", big)
+    first = unpack_archive(a)
+    copy = tmp_path / "elsewhere" / "data.tar.gz"
+    copy.parent.mkdir()
+    shutil.copy2(a, copy)
+
+    def no_unpack(*args, **kwargs):
+        raise AssertionError("unpacked again")
+
+    monkeypatch.setattr(tarfile, "open", no_unpack)
+    assert unpack_archive(a) == first  # reused
+    assert unpack_archive(copy) == first  # same content elsewhere: same unpack
+    hashed = []
+    real = hashlib.sha256
+    monkeypatch.setattr(hashlib, "sha256", lambda *a: hashed.append(a) or real(*a))
+    assert file_sha256(a) == real(a.read_bytes()).hexdigest()
+    assert not any(a_ == () for a_ in hashed)  # the file's hash came from the index, not a rehash
+
+
+def test_a_marker_of_another_archive_is_not_trusted(tmp_path):
+    big, _ = _trees(tmp_path)
+    a = _archive(tmp_path / "a" / "data.tar.gz", big)
+    target = unpack_archive(a)
+    marker = json.loads((target / ".complete").read_text())
+    assert marker == {"source": str(a.resolve()), "sha256": file_sha256(a)}
+    (target / ".complete").write_text(json.dumps({**marker, "sha256": "0" * 64}))
+    shutil.rmtree(target / "cifar10" / "train")  # a half-finished or foreign folder
+    assert unpack_archive(a) == target
+    assert (target / "cifar10" / "train").is_dir()
+    assert json.loads((target / ".complete").read_text()) == marker
+
+
+def test_a_killed_unpack_leaves_nothing_that_looks_finished_and_is_cleaned(tmp_path):
+    big, _ = _trees(tmp_path)
+    a = _archive(tmp_path / "a" / "data.tar.gz", big)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    stale = tmp_path / "cache" / f".pgtmp.{proc.pid}.abcd.data"
+    (stale / "cifar10").mkdir(parents=True)
+    target = unpack_archive(a)
+    assert not stale.exists() and (target / ".complete").is_file()
+
+
+def test_array_cache_sees_an_image_replaced_in_place(tmp_path):
+    write_image_folder(tmp_path / "f", per_class=2)
+    first = load_image_folder(tmp_path / "f")
+    img = tmp_path / "f" / "a_cat" / "0000.png"
+    new = np.full((32, 32, 3), 7, dtype=np.uint8)
+    Image.fromarray(new).save(img)  # same name, same folder: the folder's mtime may not change
+    st = img.stat()
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again = load_image_folder(tmp_path / "f")
+    np.testing.assert_array_equal(again.images[0], new)
+    assert not np.array_equal(first.images[0], new)
+
+
+def test_dataset_fingerprint_follows_the_content():
+    images = np.zeros((4, 2, 2, 3), dtype=np.uint8)
+    ds = ArrayImageDataset(images, [0, 1, 0, 1], ["a", "b"])
+    same = ArrayImageDataset(images.copy(), [0, 1, 0, 1], ["a", "b"])
+    assert ds.fingerprint() == same.fingerprint()
+    changed = images.copy()
+    changed[2, 1, 1, 0] = 1
+    assert ArrayImageDataset(changed, [0, 1, 0, 1], ["a", "b"]).fingerprint() != ds.fingerprint()
+    assert ArrayImageDataset(images, [0, 1, 1, 1], ["a", "b"]).fingerprint() != ds.fingerprint()
+    assert ds.subset(2).fingerprint() != ds.fingerprint()
+
+
+# ------------------------------------------------------------------ no code from data files (13.3)
+class _Payload:
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('code ran')",))
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_cifar_batches_of_any_pickle_protocol_load(tmp_path, protocol):
+    folder = tmp_path / "cifar-10-batches-py"
+    truth = write_cifar_pickles(folder)
+    for name in ["test_batch", "batches.meta"]:  # rewrite with the protocol under test
+        with open(folder / name, "rb") as fh:
+            entry = pickle.load(fh)
+        with open(folder / name, "wb") as fh:
+            pickle.dump(entry, fh, protocol=protocol)
+    images, labels = read_cifar10_batches(folder, "test")
+    np.testing.assert_array_equal(images, truth["test"][0])
+    assert load_cifar10(tmp_path, "test").classes == list(CIFAR10_CLASSES)
+
+
+def test_crafted_cifar_batch_runs_no_code(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar_pickles(folder)
+    marker = tmp_path / "pwned"
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump({b"data": _Payload(marker), b"labels": [0]}, fh)
+    with pytest.raises(UserError, match=r"test_batch is not a CIFAR-10 batch file \(refused"):
+        read_cifar10_batches(folder, "test")
+    assert not marker.exists()
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({b"label_names": _Payload(marker)}, fh)
+    load_cifar10(tmp_path, "train")  # falls back to the standard names
+    assert not marker.exists()
+    with open(folder / "batches.meta", "rb") as fh:  # control: the payload is real
+        pickle.load(fh)
+    assert marker.exists()
+
+
+def test_crafted_array_cache_runs_no_code_and_is_recomputed(tmp_path):
+    arrays = write_image_folder(tmp_path / "f", per_class=1)
+    load_image_folder(tmp_path / "f")
+    (cached,) = (tmp_path / "cache" / "arrays").glob("*.npy")
+    marker = tmp_path / "pwned"
+    np.save(cached, np.array([_Payload(marker)] * 2, dtype=object), allow_pickle=True)
+    ds = load_image_folder(tmp_path / "f")
+    assert not marker.exists()
+    np.testing.assert_array_equal(ds.images[0], arrays[("a_cat", 0)])

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
     "load_json",
     "load_npy",
     "load_torch",
+    "remove_stale_temps",
     "save_figure",
     "save_npy",
     "save_torch",
@@ -108,8 +110,8 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     """Remove temporary files in ``folder`` left by processes that are no longer alive.
 
-    Only names of the form ``.pgtmp.<pid>.<random>.<name>`` whose pid is not a live process are
-    removed; returns the removed paths.
+    Only files and folders named ``.pgtmp.<pid>.<random>.<name>`` whose pid is not a live process
+    are removed; returns the removed paths.
     """
     removed: list[Path] = []
     try:
@@ -126,7 +128,10 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
         if pid == os.getpid() or _pid_alive(pid):
             continue
         try:
-            os.unlink(entry.path)
+            if entry.is_dir(follow_symlinks=False):  # e.g. a half-unpacked archive
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
             removed.append(Path(entry.path))
         except OSError:
             pass

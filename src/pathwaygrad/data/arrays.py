@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -86,6 +87,20 @@ class ArrayImageDataset(Dataset):
         out.images, out.labels, out.classes = self.images[idx], self.labels[idx], self.classes
         out.mean, out.std = self.mean, self.std
         return out
+
+    def fingerprint(self) -> str:
+        """A hash (sha256, 16 hex) of the content: pixels, labels, class names, normalisation.
+
+        Two datasets with the same fingerprint give the same items; used to key training runs
+        and caches by the data rather than by its path.
+        """
+        h = hashlib.sha256()
+        h.update(f"{self.images.shape}|{self.classes}|".encode())
+        for t in (self.mean, self.std):
+            h.update(repr(None if t is None else t.flatten().tolist()).encode())
+        h.update(np.ascontiguousarray(self.images).data)
+        h.update(np.ascontiguousarray(self.labels, dtype=np.int64).data)
+        return h.hexdigest()[:16]
 
     def __repr__(self) -> str:
         n, h, w, c = self.images.shape

@@ -49,10 +49,41 @@ _SPLITS = ("train", "test")
 _BATCH_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
 
+class _DataUnpickler(pickle.Unpickler):
+    """Unpickles plain data only: containers, numbers, strings, bytes and numpy arrays.
+
+    A pickle names the functions it calls; this refuses every one but numpy's array and dtype
+    reconstruction, so a crafted batch file cannot run code (a plain ``pickle.load`` would).
+    """
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),  # arrays pickled with protocol 5
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # bytes written by Python 2 pickles
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load {module}.{name} (only plain data is read)")
+
+
+def _load_data_pickle(path: Path):
+    with open(path, "rb") as fh:
+        return _DataUnpickler(fh, encoding="bytes").load()
+
+
 def read_cifar10_batches(folder: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Read the pickled ``cifar-10-batches-py`` files of ``split``: uint8 (N, 32, 32, 3), labels (N,).
 
-    Pickle files can run code: only read folders from a source you trust (as torchvision does).
+    The files are unpickled as plain data only (containers, numbers, bytes, numpy arrays): a
+    crafted file that would call any other function is refused, so reading one runs no code.
     """
     folder = Path(folder)
     images, labels = [], []
@@ -61,11 +92,17 @@ def read_cifar10_batches(folder: str | os.PathLike, split: str) -> tuple[np.ndar
         if not path.is_file():
             raise UserError(f"CIFAR-10 batch file missing: {path}")
         try:
-            with open(path, "rb") as fh:
-                entry = pickle.load(fh, encoding="bytes")
+            entry = _load_data_pickle(path)
             data = np.asarray(entry[b"data"] if b"data" in entry else entry["data"], np.uint8)
             lab = entry.get(b"labels", entry.get("labels"))
-        except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, TypeError) as exc:
+        except (
+            pickle.UnpicklingError,
+            EOFError,
+            KeyError,
+            AttributeError,
+            TypeError,
+            ValueError,
+        ) as exc:
             raise UserError(f"{path} is not a CIFAR-10 batch file ({exc})") from exc
         if lab is None or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
             raise UserError(f"{path} is not a CIFAR-10 batch file (data {data.shape})")
@@ -78,8 +115,7 @@ def _class_names(batches: Path) -> list[str]:
     meta = batches / "batches.meta"
     if meta.is_file():
         try:
-            with open(meta, "rb") as fh:
-                names = pickle.load(fh, encoding="bytes")
+            names = _load_data_pickle(meta)
             names = names.get(b"label_names", names.get("label_names"))
             return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
         except Exception:  # noqa: BLE001 - fall back to the standard names

@@ -2,8 +2,8 @@
 
 Classes are the sub-folder names in sorted order (label 0, 1, ...). All images are decoded once into
 a uint8 array; the array is cached as ``.npy`` files in the cache folder (see
-:func:`pathwaygrad.data.cache.cache_dir`), keyed by the folder's path, file count and modification
-times, so later loads take well under a second.
+:func:`pathwaygrad.data.cache.cache_dir`), keyed by the folder's path and every image file's name,
+size and modification time, so later loads take well under a second.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pathwaygrad._io import load_npy
 from pathwaygrad.data.arrays import ArrayImageDataset
 from pathwaygrad.data.cache import cache_dir, save_npy_atomic
 from pathwaygrad.data.images import IMAGE_EXTENSIONS, read_image_array, resize_array
@@ -47,11 +48,13 @@ def list_image_folder(root: str | os.PathLike) -> tuple[list[str], list[Path], n
 
 
 def _cache_key(root: Path, classes: list[str], files: list[Path], size) -> str:
-    h = hashlib.sha1()
-    h.update(str(root.resolve()).encode())
-    h.update(f"|{len(files)}|{size}|".encode())
-    for name in classes:
-        h.update(f"{name}:{(root / name).stat().st_mtime_ns};".encode())
+    """Key of the decoded-array cache: the folder, the size asked for, and every image file's
+    relative name, byte size and modification time (an image replaced in place changes it)."""
+    h = hashlib.sha256()
+    h.update(f"{root.resolve()}|{len(files)}|{size}|{classes}|".encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(root).as_posix()}:{st.st_size}:{st.st_mtime_ns};".encode())
     return h.hexdigest()[:16]
 
 
@@ -76,8 +79,11 @@ def load_image_folder(
         key = _cache_key(root, classes, files, size)
         path = cache_dir() / "arrays" / f"{root.name}-{key}.npy"
         if path.exists():
-            images = np.load(path, mmap_mode=None)
-            if len(images) == len(files):
+            try:
+                images = load_npy(path)  # no pickles: a cache file cannot run code
+            except UserError:
+                images = None  # broken cache file: decode again
+            if images is not None and images.dtype == np.uint8 and len(images) == len(files):
                 return ArrayImageDataset(images, labels, classes, mean, std)
     iterator = files
     if progress:
