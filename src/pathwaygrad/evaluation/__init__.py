@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 
+from pathwaygrad._io import write_json
 from pathwaygrad.evaluation._executor import (
     Executor,
     Job,
@@ -28,7 +29,7 @@ from pathwaygrad.evaluation._executor import (
     make_executor,
 )
 from pathwaygrad.evaluation._methods import DEFAULT_SPARSITY, MethodSpec, edge_map, resolve_methods
-from pathwaygrad.evaluation._results import ResultTable, read_csv, write_csv, write_json
+from pathwaygrad.evaluation._results import ResultTable, read_csv, write_csv
 
 # Functions re-exported lazily (their modules import scipy / scikit-image). ``roar.roar`` and
 # ``road.road`` share their module's name, so they are reached through the module:

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from pathwaygrad._devices import model_device
 from pathwaygrad.errors import UserError
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "MethodSpec",
     "edge_map",
     "explain_in_batches",
-    "model_device",
     "parse_method",
     "predict",
     "resolve_methods",
@@ -47,16 +46,6 @@ DEFAULT_SPARSITY = 90.0
 CONTROL_METHODS = ("random_ranking", "edge")
 # Kept here too so that method parsing works before / without the core's constants.
 PATHWAY_METHODS = ("neuron_mct", "neuron_intgrad", "greedy", "random", "dgr", "dead")
-
-
-def model_device(model) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a parameter-free callable)."""
-    if isinstance(model, nn.Module):
-        for t in model.parameters():
-            return t.device
-        for t in model.buffers():
-            return t.device
-    return torch.device("cpu")
 
 
 def edge_map(model, inputs: torch.Tensor, targets=None) -> torch.Tensor:
@@ -186,11 +175,31 @@ def _finish(
     return MethodSpec(label=label, name=name, options=options)
 
 
+def _validate(spec: MethodSpec) -> None:
+    """Refuse an unknown method name or a baseline option the baseline does not take."""
+    if spec.fn is not None or spec.name in CONTROL_METHODS or spec.name in PATHWAY_METHODS:
+        return
+    from pathwaygrad.attribution.baselines import BASELINE_METHODS, BASELINE_OPTIONS
+
+    if spec.name not in BASELINE_METHODS:
+        known = [*PATHWAY_METHODS, *BASELINE_METHODS, *CONTROL_METHODS]
+        raise UserError(f"unknown method {spec.name!r} in {spec.label!r}; choose from {known}")
+    bad = sorted(set(spec.options) - set(BASELINE_OPTIONS.get(spec.name, ())))
+    if bad:
+        allowed = list(BASELINE_OPTIONS.get(spec.name, ())) or "none"
+        raise UserError(
+            f"method {spec.name!r} has no option {bad[0]!r} (options: {allowed}); fix {spec.label!r}"
+        )
+
+
 def resolve_methods(
     methods: Iterable | str | Callable | MethodSpec,
     pathway_defaults: dict | None = None,
 ) -> list[MethodSpec]:
-    """Turn the user's method list into :class:`MethodSpec` objects with unique labels."""
+    """Turn the user's method list into :class:`MethodSpec` objects with unique labels.
+
+    Every name (and every baseline's options) is checked here, before any protocol starts work.
+    """
     if isinstance(methods, str | MethodSpec) or callable(methods):
         methods = [methods]
     specs: list[MethodSpec] = []
@@ -221,6 +230,8 @@ def resolve_methods(
         raise UserError(f"method labels must be unique, got {dupes} more than once; set label=...")
     if not specs:
         raise UserError("no methods given")
+    for spec in specs:
+        _validate(spec)
     return specs
 
 

@@ -1,9 +1,8 @@
 """Tidy result tables and crash-safe files.
 
 A result table is a plain ``list[dict]`` (one dict per row, one row per method x setting x repeat);
-no pandas needed. Every file is written atomically: to a temporary file in the same folder, then
-``os.replace``-d into place, so an interruption leaves either the old file or the new one, never a
-truncated one.
+no pandas needed. Every file is written through :mod:`pathwaygrad._io` (atomically: an
+interruption leaves either the old file or the new one, never a truncated one; NaN becomes null).
 
 :class:`CellStore` keeps the finished cells of a long protocol (e.g. ROAR retrains) as one small JSON
 file per cell, so a rerun skips them and nothing finished is ever lost.
@@ -21,51 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pathwaygrad._io import atomic_write_bytes, atomic_write_text
+from pathwaygrad._io import clean_json, load_json, write_json, write_text
 
 __all__ = [
     "CellStore",
     "ResultTable",
-    "atomic_write_bytes",
-    "atomic_write_text",
-    "json_default",
     "read_csv",
     "summarize",
     "write_csv",
-    "write_json",
 ]
-
-
-def json_default(obj):
-    """``json.dumps`` fallback for numpy / torch scalars and arrays, paths and sets."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, set | frozenset | tuple):
-        return list(obj)
-    if hasattr(obj, "tolist"):  # torch tensors
-        return obj.tolist()
-    return repr(obj)
-
-
-def _clean(value):
-    """NaN / inf are not JSON: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
-
-
-def write_json(path: str | os.PathLike, obj) -> Path:
-    """Write ``obj`` as indented JSON, atomically (NaN becomes null)."""
-    obj = json.loads(json.dumps(obj, default=json_default))
-    return atomic_write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=False) + "\n")
 
 
 def _columns(rows: Sequence[dict]) -> list[str]:
@@ -83,7 +46,7 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else ""
     if isinstance(value, dict | list | tuple):
-        return json.dumps(value, default=json_default, sort_keys=True)
+        return json.dumps(clean_json(value), sort_keys=True)
     return str(value)
 
 
@@ -99,7 +62,7 @@ def write_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[s
     writer.writerow(cols)
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in cols])
-    return atomic_write_text(path, buf.getvalue())
+    return write_text(path, buf.getvalue())
 
 
 def read_csv(path: str | os.PathLike) -> list[dict]:
@@ -163,8 +126,7 @@ class CellStore:
         return self.path(key).exists()
 
     def get(self, key: str) -> dict:
-        with open(self.path(key), encoding="utf-8") as fh:
-            return json.load(fh)
+        return load_json(self.path(key))
 
     def put(self, key: str, row: dict) -> None:
         write_json(self.path(key), row)

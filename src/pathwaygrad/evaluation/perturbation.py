@@ -24,11 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pathwaygrad._devices import model_device
 from pathwaygrad.errors import UserError
 from pathwaygrad.evaluation._meta import HIGHER, LOWER, ProtocolInfo
 from pathwaygrad.evaluation._methods import (
     method_pixel_scores,
-    model_device,
     predict,
     resolve_methods,
 )

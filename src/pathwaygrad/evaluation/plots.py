@@ -12,13 +12,13 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import numpy as np
 
-from pathwaygrad.evaluation._results import atomic_write_bytes, summarize
+from pathwaygrad._io import save_figure
+from pathwaygrad.evaluation._results import summarize
 
 __all__ = [
     "plot_deletion_insertion",
@@ -39,9 +39,7 @@ def _figure(ncols: int, width: float = 5.0, height: float = 3.8):
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_figure(fig, path, format="png", dpi=120)
 
 
 def _methods(rows) -> list[str]:

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pathwaygrad.evaluation._methods import MethodSpec, model_device, resolve_methods
+from pathwaygrad._devices import model_device
+from pathwaygrad.evaluation._methods import MethodSpec, resolve_methods
 
 __all__ = ["make_explain_func", "quantus_explain_func"]
 
