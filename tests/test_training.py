@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import Subset, TensorDataset
 
+from pathwaygrad.errors import UserError
 from pathwaygrad.training import (
     augment_batch,
     evaluate_accuracy,
     iterate_batches,
+    load_checkpoint,
     train_classifier,
     train_val_split,
 )
@@ -127,3 +130,70 @@ def test_augmentation_flips_and_crops_within_padding():
     flipped = augment_batch(x, padding=0, generator=torch.Generator().manual_seed(3))
     for b in range(2):
         assert torch.equal(flipped[b], x[b]) or torch.equal(flipped[b], x[b].flip(2))
+
+
+def test_resume_with_other_settings_is_refused_and_the_checkpoint_kept(tmp_path):
+    data = toy_data(64)
+    train_classifier(
+        tiny_model(), data, epochs=1, batch_size=32, checkpoint_dir=tmp_path, progress=False
+    )
+    before = (tmp_path / "last.pt").read_bytes()
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["settings"]["lr"] == 1e-3 and ckpt["settings"]["batch_size"] == 32
+    for changed in ({"lr": 1e-2}, {"batch_size": 16}, {"seed": 1}, {"augment": False}):
+        kwargs = {"batch_size": 32, **changed}
+        with pytest.raises(UserError, match="belongs to a run with other settings") as info:
+            train_classifier(
+                tiny_model(), data, epochs=2, checkpoint_dir=tmp_path, progress=False, **kwargs
+            )
+        assert next(iter(changed)) in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(UserError, match="train_size 64 -> 32"):
+        train_classifier(
+            tiny_model(), toy_data(32), epochs=2, batch_size=32, checkpoint_dir=tmp_path,
+            progress=False,
+        )  # fmt: skip
+    with pytest.raises(UserError, match="already trained 1 epochs, more than the 0"):
+        train_classifier(
+            tiny_model(), data, epochs=0, batch_size=32, checkpoint_dir=tmp_path, progress=False
+        )
+    assert (tmp_path / "last.pt").read_bytes() == before
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('code ran')",))
+
+
+def test_crafted_checkpoint_runs_no_code(tmp_path):
+    train_classifier(tiny_model(), toy_data(64), epochs=1, checkpoint_dir=tmp_path, progress=False)
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)  # a real checkpoint is plain data
+    marker = tmp_path / "pwned"
+    ckpt["history"].append(_Payload(marker))
+    torch.save(ckpt, tmp_path / "last.pt")
+    with pytest.raises(UserError, match="last.pt holds objects other than tensors"):
+        train_classifier(
+            tiny_model(), toy_data(64), epochs=2, checkpoint_dir=tmp_path, progress=False
+        )
+    assert not marker.exists()
+
+
+def test_truncated_checkpoint_is_a_one_line_error_naming_the_file(tmp_path):
+    train_classifier(tiny_model(), toy_data(64), epochs=1, checkpoint_dir=tmp_path, progress=False)
+    data = (tmp_path / "last.pt").read_bytes()
+    (tmp_path / "last.pt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(UserError) as info:
+        train_classifier(
+            tiny_model(), toy_data(64), epochs=2, checkpoint_dir=tmp_path, progress=False
+        )
+    msg = str(info.value)
+    assert msg.startswith(f"cannot read checkpoint {tmp_path / 'last.pt'}: truncated")
+    assert "delete it" in msg and "\n" not in msg
+    (tmp_path / "last.pt").write_bytes(b"")
+    with pytest.raises(UserError, match="cannot read checkpoint"):
+        load_checkpoint(tmp_path / "last.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "last.pt")
+    with pytest.raises(UserError, match="not a training checkpoint"):
+        load_checkpoint(tmp_path / "last.pt")

@@ -11,10 +11,12 @@ are read without a ``DataLoader`` (fast on a CPU): ``TensorDataset`` (images, la
 :mod:`pathwaygrad.data`), and ``Subset`` of either. Anything else goes through a ``DataLoader``.
 
 Checkpoints (``checkpoint_dir``): ``last.pt`` after every epoch (model, optimiser, scheduler, random
-state, history, best weights), ``best.pt`` (the best weights only, a plain ``state_dict``). Both are
-written atomically (temporary file, then ``os.replace``), so an interruption never leaves a broken file;
-calling :func:`train_classifier` again with the same ``checkpoint_dir`` resumes after the last finished
-epoch.
+state, history, best weights, and the settings of the run), ``best.pt`` (the best weights only, a plain
+``state_dict``). Both are written atomically (:mod:`pathwaygrad._io`), so an interruption never leaves a
+broken file, and both hold only tensors, numbers, strings and containers: they are read with
+``torch.load(..., weights_only=True)``, so a crafted checkpoint cannot run code. Calling
+:func:`train_classifier` again with the same ``checkpoint_dir`` resumes after the last finished epoch,
+if the checkpoint's settings (everything but ``epochs``) are the ones asked for; otherwise it refuses.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from pathwaygrad._io import atomic_write
+from pathwaygrad._io import load_torch, save_torch
+from pathwaygrad.errors import UserError
 
 __all__ = [
     "augment_batch",
     "evaluate_accuracy",
     "iterate_batches",
+    "load_checkpoint",
     "save_atomic",
     "train_classifier",
     "train_val_split",
@@ -158,7 +162,22 @@ def evaluate_accuracy(
 # ------------------------------------------------------------------------------------ checkpoints
 def save_atomic(obj, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file beside ``path``, then ``os.replace`` it into place."""
-    atomic_write(path, lambda fh: torch.save(obj, fh))
+    save_torch(obj, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a ``last.pt`` written by :func:`train_classifier` without running code from it.
+
+    A truncated, corrupt or crafted file raises a one-line ``UserError`` naming the file.
+    """
+    ckpt = load_torch(path, what="checkpoint")
+    needed = {"epoch", "model", "optimizer", "scheduler", "generator", "history"}
+    if not isinstance(ckpt, dict) or not needed <= set(ckpt):
+        raise UserError(
+            f"checkpoint {path} is not a training checkpoint of pathwaygrad: delete it or use "
+            "another checkpoint folder"
+        )
+    return ckpt
 
 
 def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -214,13 +233,38 @@ def train_classifier(
     best_state: dict | None = None
     start_epoch = 0
 
+    settings = {
+        "batch_size": int(batch_size),
+        "lr": float(lr),
+        "weight_decay": float(weight_decay),
+        "lr_step": int(lr_step),
+        "lr_gamma": float(lr_gamma),
+        "augment": bool(augment),
+        "seed": int(seed),
+        "train_size": len(train_set),
+        "val_size": len(val_set) if val_set is not None else None,
+    }
     ckpt_path = Path(checkpoint_dir) / LAST_CHECKPOINT if checkpoint_dir is not None else None
     if ckpt_path is not None and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(ckpt_path)
+        old = ckpt.get("settings")
+        if old is not None and old != settings:
+            diff = [k for k in settings if old.get(k) != settings[k]]
+            shown = ", ".join(f"{k} {old.get(k)} -> {settings[k]}" for k in diff)
+            raise UserError(
+                f"checkpoint {ckpt_path} belongs to a run with other settings ({shown}): use "
+                "another checkpoint folder, or delete it to start afresh"
+            )
+        if int(ckpt["epoch"]) > epochs:
+            raise UserError(
+                f"checkpoint {ckpt_path} has already trained {int(ckpt['epoch'])} epochs, more than "
+                f"the {epochs} asked for: ask for at least {int(ckpt['epoch'])}, or use another "
+                "checkpoint folder"
+            )
         try:
             model.load_state_dict(ckpt["model"])
         except RuntimeError as exc:
-            raise ValueError(
+            raise UserError(
                 f"checkpoint {ckpt_path} does not fit this model (a different architecture?); "
                 f"use another checkpoint folder or delete it: {str(exc).splitlines()[0]}"
             ) from exc
@@ -228,7 +272,8 @@ def train_classifier(
         scheduler.load_state_dict(ckpt["scheduler"])
         generator.set_state(ckpt["generator"])
         history = list(ckpt["history"])
-        best_acc, best_epoch, best_state = ckpt["best_acc"], ckpt["best_epoch"], ckpt["best_state"]
+        best_acc, best_epoch = ckpt.get("best_acc"), int(ckpt.get("best_epoch", 0))
+        best_state = ckpt.get("best_state")
         start_epoch = int(ckpt["epoch"])
     resumed_from = start_epoch
 
@@ -292,6 +337,7 @@ def train_classifier(
                         "best_acc": best_acc,
                         "best_epoch": best_epoch,
                         "best_state": best_state,
+                        "settings": settings,
                     },
                     ckpt_path,
                 )
