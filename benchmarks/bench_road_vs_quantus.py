@@ -52,9 +52,9 @@ def main(argv=None) -> int:
 
     from quantus.functions.perturb_func import noisy_linear_imputation
 
-    from pathwaygrad.evaluation._methods import edge_map
     from pathwaygrad.evaluation._ranking import pixel_ranks, pixel_scores, removal_mask
     from pathwaygrad.evaluation.road import noisy_linear_impute
+    from pathwaygrad.specs import edge_map
 
     x, source = load_images(args.n)
     levels = [int(v) / 100 for v in args.levels.split(",")]

@@ -12,8 +12,10 @@ method x setting x repeat, with ``.summary`` and ``.meta``).
 - :mod:`~pathwaygrad.evaluation.quantus_adapter`: ``explain_func`` for Quantus metrics.
 - :mod:`~pathwaygrad.evaluation.plots`: PNG figures of the results.
 
-Methods are given by name (``"neuron_mct:sparsity=70"``, ``"gradient"``, ``"random_ranking"``)
-or as callables ``explain(model, inputs, targets)``; see :mod:`._methods`.
+Methods are named in the grammar of :mod:`pathwaygrad.specs` (``"neuron_mct:sparsity=70"``,
+``"gradient"``, ``"random_ranking"``) or given as callables ``explain(model, inputs, targets)``;
+see :mod:`._methods`. Executors (where ROAR / KAR cells run): :mod:`._executor` and
+:mod:`.ray_executor`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathwaygrad.evaluation._executor import (
     SequentialExecutor,
     make_executor,
 )
-from pathwaygrad.evaluation._methods import DEFAULT_SPARSITY, MethodSpec, edge_map, resolve_methods
+from pathwaygrad.evaluation._methods import DEFAULT_SPARSITY, resolve_methods
 from pathwaygrad.evaluation._results import ResultTable, read_csv, write_csv
 
 # Functions re-exported lazily (their modules import scipy / scikit-image). ``roar.roar`` and
@@ -50,10 +52,8 @@ __all__ = [
     "Executor",
     "Job",
     "LocalProcessExecutor",
-    "MethodSpec",
     "ResultTable",
     "SequentialExecutor",
-    "edge_map",
     "make_executor",
     "read_csv",
     "resolve_methods",

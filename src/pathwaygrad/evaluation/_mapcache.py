@@ -28,9 +28,10 @@ from torch import nn
 
 from pathwaygrad._io import load_json, save_npy, write_json
 from pathwaygrad.evaluation._executor import Executor, Job, array_input
-from pathwaygrad.evaluation._methods import MethodSpec, explain_in_batches, predict
+from pathwaygrad.evaluation._methods import explain_in_batches, predict
 from pathwaygrad.evaluation._ranking import pixel_scores
 from pathwaygrad.evaluation._staging import StagedData
+from pathwaygrad.specs import MethodSpec
 
 __all__ = [
     "DEFAULT_SHARD_IMAGES",

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from pathwaygrad._devices import model_device
-from pathwaygrad.evaluation._methods import MethodSpec, resolve_methods
+from pathwaygrad.evaluation._methods import resolve_methods
+from pathwaygrad.specs import MethodSpec
 
 __all__ = ["make_explain_func", "quantus_explain_func"]
 
@@ -46,7 +47,7 @@ def _spec(method, options: dict) -> MethodSpec:
         return resolve_methods([method])[0]
     spec = resolve_methods([str(method)])[0]
     if options:
-        spec = MethodSpec(spec.label, spec.name, {**spec.options, **options}, spec.fn)
+        spec = spec.with_options(**options)
     return spec
 
 

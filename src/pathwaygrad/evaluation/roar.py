@@ -49,9 +49,10 @@ from pathwaygrad.evaluation._mapcache import (
     safe_name,
 )
 from pathwaygrad.evaluation._meta import HIGHER, LOWER, ProtocolInfo
-from pathwaygrad.evaluation._methods import MethodSpec, resolve_methods
+from pathwaygrad.evaluation._methods import resolve_methods
 from pathwaygrad.evaluation._results import CellStore, ResultTable, summarize, write_csv
 from pathwaygrad.evaluation._staging import StagedData, stage_data
+from pathwaygrad.specs import MethodSpec
 
 __all__ = [
     "DEFAULT_FRACTIONS",
@@ -360,7 +361,7 @@ def remove_and_retrain(
     train_kwargs.setdefault("batch_size", 256)
     specs = [s for s in resolve_methods(methods) if not s.is_random_ranking]
     if include_random:
-        specs.append(MethodSpec(label="random_ranking", name="random_ranking"))
+        specs.append(MethodSpec("random_ranking"))
     own_executor = not isinstance(executor, Executor)
     exe = make_executor(executor, workers)
     try:
