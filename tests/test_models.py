@@ -138,3 +138,106 @@ def test_pretrained_resnet20_reaches_its_accuracy(shared):
     assert acc > 0.70, f"ResNet-20 scored {acc:.1%} on 500 JPEG test images (expected about 81 %)"
     # the same model with random weights is at chance: the accuracy comes from the weights
     assert evaluate_accuracy(CifarResNet(20), test) < 0.3
+
+
+class _Payload:
+    """Unpickling this object would create a file: a crafted weights file's code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+@pytest.mark.parametrize("layout", ["bare", "state_dict"])
+def test_crafted_pickle_in_a_weights_file_runs_no_code(tmp_path, layout):
+    from pathwaygrad.models import read_checkpoint
+
+    marker = tmp_path / "pwned"
+    payload = _Payload(marker)
+    state = build_model("vgg_tiny").state_dict()
+    obj = {**state, "x": payload} if layout == "bare" else {"state_dict": state, "note": payload}
+    torch.save(obj, tmp_path / "evil.pt")
+    for load in (
+        lambda: load_model("vgg_tiny", tmp_path / "evil.pt"),
+        lambda: read_checkpoint(tmp_path / "evil.pt"),
+    ):
+        with pytest.raises(UserError, match="cannot read weights file .*evil.pt"):
+            load()
+    assert not marker.exists()
+
+
+def test_unreadable_weights_name_the_file_and_the_fix(tmp_path):
+    (tmp_path / "w.txt").write_text("hello")
+    with pytest.raises(UserError) as info:
+        load_model("resnet20", tmp_path / "w.txt")
+    text = str(info.value)
+    assert str(tmp_path / "w.txt") in text and "torch.save" in text and "\n" not in text
+    good = tmp_path / "r20.pt"
+    torch.save(build_model("resnet20").state_dict(), good)
+    good.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # truncated
+    with pytest.raises(UserError, match="cannot read weights file .*r20.pt"):
+        load_model("resnet20", good)
+    with pytest.raises(UserError, match="is a folder, not a file"):
+        load_model("resnet20", tmp_path)
+
+
+def test_safetensors_weights_load(tmp_path):
+    from safetensors.torch import save_file
+
+    src = build_model("vgg_tiny")
+    save_file(src.state_dict(), tmp_path / "w.safetensors")
+    dst = load_model("vgg_tiny", tmp_path / "w.safetensors")
+    for a, b in zip(src.state_dict().values(), dst.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_named_weights_resolve(tmp_path, monkeypatch):
+    from pathwaygrad.models import demo_weights_path, resolve_weights
+
+    assert resolve_weights("vgg_tiny", "demo") == demo_weights_path()
+    folder = tmp_path / "models" / "cifar10-resnet"
+    folder.mkdir(parents=True)
+    (folder / "resnet32-0123.th").write_bytes(b"")
+    monkeypatch.setenv("PATHWAYGRAD_SHARED", str(tmp_path))
+    assert resolve_weights("resnet32", "shared") == folder / "resnet32-0123.th"
+    with pytest.raises(UserError, match="no resnet20-\\*.th"):
+        resolve_weights("resnet20", "shared")
+    with pytest.raises(UserError, match="only, not 'vgg_tiny'"):
+        resolve_weights("vgg_tiny", "shared")
+    assert resolve_weights("resnet20", "w.pt") == "w.pt"
+
+
+def test_no_library_is_patched_and_vision_packages_load_lazily():
+    """torchvision / timm are imported only for a torchvision:/timm: model (fresh process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pathwaygrad, pathwaygrad.models as m;"
+        "m.load_model('resnet20');"
+        "assert 'torchvision' not in sys.modules and 'timm' not in sys.modules, 'imported';"
+        "print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "ok", out.stderr
+    src = REPO / "src" / "pathwaygrad"
+    for path in src.rglob("*.py"):
+        text = path.read_text()
+        for needle in ("_C._dispatch", "torch.library", "def_impl", "register_fake"):
+            assert needle not in text, f"{path} patches torch's operator registry ({needle})"
+
+
+def test_missing_vision_package_is_one_line_with_the_fix(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "timm", None)  # makes `import timm` fail as if absent
+    with pytest.raises(UserError, match=r"pip install 'pathwaygrad\[vision\]'") as info:
+        load_model("timm:resnet18")
+    assert "\n" not in str(info.value)
+
+
+def test_bare_vision_names_point_at_the_prefix():
+    with pytest.raises(UserError, match="'torchvision:NAME' / 'timm:NAME'"):
+        load_model("resnet50")

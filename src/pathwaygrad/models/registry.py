@@ -2,8 +2,8 @@
 
 ``build_model(name)`` builds one of our models; ``load_model(spec, weights)`` also accepts
 ``package.module:factory`` (any importable callable returning an ``nn.Module``) and
-``torchvision:NAME`` / ``timm:NAME`` (or a bare torchvision/timm name) when those packages are
-installed. Nothing is downloaded: weights come from a path the user gives.
+``torchvision:NAME`` / ``timm:NAME`` (see :mod:`pathwaygrad.models.vision`; those packages are
+imported only then).
 
 Every model here expects RGB in [0, 1] normalised per channel: ``x_norm = (x - mean) / std`` with
 the ``mean``/``std`` of its :class:`ModelInfo` (ImageNet statistics for all built-in CIFAR models,
@@ -13,7 +13,6 @@ as the pretrained CIFAR ResNets were trained with them).
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathwaygrad.errors import UserError
 from pathwaygrad.models.cifar_resnet import resnet20, resnet32, resnet44, resnet56
 from pathwaygrad.models.resnet8 import resnet8
 from pathwaygrad.models.vgg import vgg_small, vgg_tiny
+from pathwaygrad.models.vision import VISION_SOURCES, load_vision_model
 from pathwaygrad.models.weights import load_weights
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "ModelInfo",
     "Normalize",
     "build_model",
+    "input_channels",
     "load_model",
     "model_info",
 ]
@@ -82,7 +83,7 @@ class Normalize(nn.Module):
 def _unknown(name: str) -> UserError:
     return UserError(
         f"unknown model {name!r}: use one of {', '.join(MODELS)}, 'package.module:factory', "
-        "or 'torchvision:NAME' / 'timm:NAME' (needs that package installed)"
+        "or 'torchvision:NAME' / 'timm:NAME' (pip install 'pathwaygrad[vision]')"
     )
 
 
@@ -105,51 +106,6 @@ def model_info(spec: str) -> ModelInfo:
     if key in MODELS:
         return MODELS[key]
     return ModelInfo(factory=lambda **_: None, input_size=None, description=spec)
-
-
-# torchvision's compiled ops do not load beside the CPU build of torch; defining the two operator
-# schemas it registers at import time lets the pure-Python parts (models, transforms) import.
-_TV_LIBRARY = None
-
-
-def _import_torchvision_models():
-    global _TV_LIBRARY
-    if importlib.util.find_spec("torchvision") is None:
-        raise UserError("torchvision is not installed: pip install -c constraints.txt torchvision")
-    try:
-        torch.ops.torchvision.nms  # noqa: B018
-    except (AttributeError, RuntimeError):
-        if _TV_LIBRARY is None:
-            _TV_LIBRARY = torch.library.Library("torchvision", "DEF")
-            for op in ("nms", "qnms"):
-                _TV_LIBRARY.define(
-                    f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
-                )
-    return importlib.import_module("torchvision.models")
-
-
-def _from_torchvision(name: str, num_classes: int | None) -> nn.Module:
-    tvm = _import_torchvision_models()
-    try:
-        kwargs = {"weights": None}
-        if num_classes is not None:
-            kwargs["num_classes"] = num_classes
-        return tvm.get_model(name, **kwargs)
-    except ValueError as exc:
-        raise UserError(f"torchvision has no model {name!r}") from exc
-
-
-def _from_timm(name: str, num_classes: int | None) -> nn.Module:
-    if importlib.util.find_spec("timm") is None:
-        raise UserError("timm is not installed: pip install -c constraints.txt timm")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    timm = importlib.import_module("timm")
-    if not timm.is_model(name):
-        raise UserError(f"timm has no model {name!r}")
-    kwargs = {"pretrained": False}
-    if num_classes is not None:
-        kwargs["num_classes"] = num_classes
-    return timm.create_model(name, **kwargs)
 
 
 def _from_factory(spec: str, num_classes: int | None) -> nn.Module:
@@ -190,35 +146,29 @@ def load_model(
     """Build the model named by ``spec`` and load ``weights``; return it in eval mode.
 
     ``spec``: one of :data:`MODELS`; ``package.module:factory`` (called with ``num_classes=`` when
-    given and accepted, else without arguments); ``torchvision:NAME`` or ``timm:NAME``; or a bare
-    name that torchvision or timm knows. ``num_classes`` None means the model's default (10 for
-    ours).
+    given and accepted, else without arguments); ``torchvision:NAME`` or ``timm:NAME`` (``weights``
+    may then also name weights, see :func:`pathwaygrad.models.load_vision_model`). ``num_classes``
+    None means the model's default (10 for ours).
     """
     if not spec:
         raise UserError("no model given")
     key = spec.lower().replace("-", "")
     if key in MODELS:
         return build_model(key, 10 if num_classes is None else num_classes, weights)
-    source, sep, rest = spec.partition(":")
-    if sep and source == "torchvision":
-        model = _from_torchvision(rest, num_classes)
-    elif sep and source == "timm":
-        model = _from_timm(rest, num_classes)
-    elif sep:
-        model = _from_factory(spec, num_classes)
-    elif importlib.util.find_spec("torchvision") is not None and spec in _tv_names():
-        model = _from_torchvision(spec, num_classes)
-    elif importlib.util.find_spec("timm") is not None:
-        try:
-            model = _from_timm(spec, num_classes)
-        except UserError:
-            raise _unknown(spec) from None
-    else:
+    source, sep, _ = spec.partition(":")
+    if sep and source in VISION_SOURCES:
+        return load_vision_model(spec, weights, num_classes=num_classes).model
+    if not sep:
         raise _unknown(spec)
+    model = _from_factory(spec, num_classes)
     if weights is not None:
         load_weights(model, weights, name=spec)
     return model.eval()
 
 
-def _tv_names() -> list[str]:
-    return list(_import_torchvision_models().list_models())
+def input_channels(model: nn.Module) -> int:
+    """Input channels of ``model``'s first 2-D convolution (3 when it has none)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.in_channels
+    return 3

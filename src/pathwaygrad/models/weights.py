@@ -1,6 +1,7 @@
 """Load weight files into models, with one clear error when they do not fit.
 
-Accepted files (``torch.load(..., weights_only=True)``): a plain ``state_dict``; a dict holding one
+Accepted files (``torch.load(..., weights_only=True)``, or ``.safetensors``; no file can run
+code): a plain ``state_dict``; a dict holding one
 under ``"state_dict"`` or ``"model"`` (the checkpoints of :mod:`pathwaygrad.training` and of
 akamaster/pytorch_resnet_cifar10). A ``module.`` prefix (``DataParallel``) is stripped; float16
 tensors are cast to the model's dtype.
@@ -16,21 +17,39 @@ from torch import nn
 
 from pathwaygrad.errors import UserError
 
-__all__ = ["read_state_dict", "load_weights"]
+__all__ = ["load_weights", "read_checkpoint", "read_state_dict"]
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read the ``state_dict`` stored in ``path`` (see module docstring for accepted layouts)."""
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read ``path``: its ``state_dict`` and the metadata stored beside it (may be empty).
+
+    No file can run code here: ``torch.load(..., weights_only=True)`` (plain tensors, dicts, lists,
+    numbers and strings only), or ``safetensors`` for ``.safetensors`` files. A checkpoint of
+    ``pathwaygrad train`` keeps ``model``, ``classes``, ``mean``, ``std`` beside its weights.
+    """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"weights file not found: {path}")
+    if not path.is_file():
+        raise UserError(f"weights {path} is a folder, not a file: pass the weights file in it")
+    meta: dict = {}
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(path, device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user problem
-        raise UserError(f"cannot read weights file {path}: {str(exc).splitlines()[0]}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"cannot read weights file {path} ({type(exc).__name__}: {first[:120]}): pass a "
+            "state_dict or checkpoint written by torch.save (or a .safetensors file)"
+        ) from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(obj.get(key), dict):
+                meta = {k: v for k, v in obj.items() if k != key}
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -38,7 +57,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     prefix = "module."
     if obj and all(k.startswith(prefix) for k in obj):
         obj = {k[len(prefix) :]: v for k, v in obj.items()}
-    return obj
+    return obj, meta
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read the ``state_dict`` stored in ``path`` (see module docstring for accepted layouts)."""
+    return read_checkpoint(path)[0]
 
 
 def load_weights(
