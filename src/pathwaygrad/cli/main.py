@@ -2,9 +2,15 @@
 
 Each subcommand lives in its own module of this package and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` (a callable taking the parsed
-``argparse.Namespace`` and returning an exit code). Errors meant for the user are raised as
-:class:`pathwaygrad.errors.UserError` (or ``ValueError`` / ``FileNotFoundError``) and printed as
-one line; anything else is a bug and keeps its traceback.
+``argparse.Namespace`` and returning an exit code).
+
+Exit status and messages:
+- 0: success;
+- 2: bad input: a :class:`pathwaygrad.errors.UserError` (the message names the problem and the
+  fix) or an operating-system error about a file (missing, not allowed, a folder where a file was
+  expected), printed as one line ``pathwaygrad: error: ...``; also argparse's usage errors;
+- 130: Ctrl-C, with one line (finished work is kept: a rerun resumes);
+- anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -51,11 +57,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("pathwaygrad: interrupted", file=sys.stderr)
+        print(
+            "pathwaygrad: interrupted (finished work is kept; run the same command again to resume)",
+            file=sys.stderr,
+        )
         return 130
-    except (UserError, ValueError, FileNotFoundError, NotADirectoryError) as exc:
-        print(f"pathwaygrad {args.command}: error: {exc}", file=sys.stderr)
+    except UserError as exc:
+        print(f"pathwaygrad: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        if exc.filename is None:
+            raise  # not about a file the user named: a bug
+        reason = exc.strerror or type(exc).__name__
+        print(f"pathwaygrad: error: {exc.filename}: {reason}", file=sys.stderr)
+        return 2
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,13 +1,18 @@
 """``pathwaygrad train``: train a CIFAR-10 (or any ImageFolder) classifier, resumably.
 
-Writes to ``--out``: ``last.pt`` (full checkpoint, every epoch), ``best.pt`` (best-validation
+Writes to ``--out``: ``manifest.json`` (command, settings, versions, status; see
+:mod:`pathwaygrad.runs`), ``last.pt`` (full checkpoint, every epoch), ``best.pt`` (best-validation
 weights), ``weights.pt`` (final weights + model name, classes, normalisation, test accuracy; what
-``explain --weights`` takes), and ``result.json`` (history and test accuracy).
+``explain --weights`` takes), and ``result.json`` (settings, history and test accuracy), all atomically.
+
+A run is keyed by every setting that changes the trained weights (model, the data's content, subsets,
+validation share, batch size, learning-rate schedule, weight decay, augmentation, seed), not by
+``--epochs``: rerunning with the same settings and more epochs continues the run. Other settings in a
+folder holding a run are refused (``--overwrite`` starts afresh).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -24,7 +29,8 @@ def register(subparsers) -> None:
         "train",
         help=HELP,
         description=HELP
-        + ". Checkpoints after every epoch into --out and resumes from it when run again.",
+        + ". Checkpoints after every epoch into --out and resumes from it when run again with the "
+        "same settings (--epochs may grow); other settings are refused unless --overwrite.",
         formatter_class=HelpFormatter,
     )
     p.add_argument(
@@ -42,7 +48,17 @@ def register(subparsers) -> None:
     p.add_argument(
         "--out", required=True, help="output folder (checkpoints, weights, result); required"
     )
-    p.add_argument("--epochs", type=int, default=50, help="number of epochs")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace what --out holds (another run, or a run with other settings) and start afresh",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=50,
+        help="number of epochs (more epochs with the same other settings continue a run)",
+    )
     p.add_argument("--batch-size", type=int, default=256, help="batch size")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="Adam weight decay")
@@ -102,17 +118,66 @@ def _check(args) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
 
 
+def _settings(args, train, test) -> dict:
+    """Everything that changes the trained weights (the run's key); not --epochs, threads, device."""
+    return {
+        "model": args.model,
+        "train_data": train.fingerprint(),
+        "test_data": test.fingerprint(),
+        "train_subset": args.train_subset,
+        "test_subset": args.test_subset,
+        "val_fraction": args.val_fraction,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "lr_step": args.lr_step,
+        "lr_gamma": args.lr_gamma,
+        "augment": not args.no_augment,
+        "seed": args.seed,
+    }
+
+
+def _check_epochs(out: Path, settings: dict, epochs: int) -> None:
+    """Refuse --epochs below what the run to be resumed has already trained (before any work)."""
+    from pathwaygrad.runs import read_manifest, settings_key
+    from pathwaygrad.training import LAST_CHECKPOINT, load_checkpoint
+
+    old = read_manifest(out)
+    last = out / LAST_CHECKPOINT
+    if old is None or old.get("command") != "train" or not last.is_file():
+        return
+    if old.get("settings_key") != settings_key(settings):
+        return  # open_run refuses it with its own message
+    done = int(load_checkpoint(last)["epoch"])
+    if done > epochs:
+        raise UserError(
+            f"{out} holds a `train` run already trained for {done} epochs, more than --epochs "
+            f"{epochs}: pass --epochs {done} or more to continue it, --overwrite to start afresh, "
+            "or choose another --out"
+        )
+
+
+def _remove_unmanaged_checkpoints(out: Path) -> None:
+    """--overwrite on a folder of a train run older than manifests: its checkpoints must not resume."""
+    from pathwaygrad.runs import read_manifest
+    from pathwaygrad.training import BEST_WEIGHTS, LAST_CHECKPOINT
+
+    if out.is_dir() and read_manifest(out) is None:
+        for name in (LAST_CHECKPOINT, BEST_WEIGHTS, "weights.pt", "result.json"):
+            (out / name).unlink(missing_ok=True)
+
+
 def run(args) -> int:
+    from pathwaygrad._io import save_torch, write_json
     from pathwaygrad.data import load_cifar10
     from pathwaygrad.models import load_model, model_info
+    from pathwaygrad.runs import check_writable, open_run
     from pathwaygrad.training import evaluate_accuracy, train_classifier, train_val_split
 
     _check(args)
+    out = check_writable(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
     info = model_info(args.model)
     progress = not args.quiet
     train = load_cifar10(args.data, "train", mean=info.mean, std=info.std, progress=progress)
@@ -121,66 +186,76 @@ def run(args) -> int:
         train = train.subset(args.train_subset, seed=args.seed)
     if args.test_subset:
         test = test.subset(args.test_subset, seed=args.seed, per_class=True)
-    val = None
-    if args.val_fraction > 0:
-        train, val = train_val_split(train, args.val_fraction, seed=args.seed)
+    settings = _settings(args, train, test)
+    data_name = str(args.data) if args.data else "../shared/data/cifar10-jpeg.tar.gz"
+    if args.overwrite:
+        _remove_unmanaged_checkpoints(out)
+    else:
+        _check_epochs(out, settings, args.epochs)
+    run_info = {"data": data_name, "epochs": args.epochs, "device": args.device}
+    with open_run(out, "train", settings, overwrite=args.overwrite, info=run_info) as run_dir:
+        val = None
+        if args.val_fraction > 0:
+            train, val = train_val_split(train, args.val_fraction, seed=args.seed)
 
-    torch.manual_seed(args.seed)
-    model = load_model(args.model, num_classes=len(test.classes))
-    out.mkdir(parents=True, exist_ok=True)
-    print(
-        f"training {args.model} on {len(train)} images"
-        + (f" (validation {len(val)})" if val is not None else "")
-        + f" for {args.epochs} epochs; checkpoints in {out}"
-    )
-    t0 = time.perf_counter()
-    record = train_classifier(
-        model,
-        train,
-        val,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        lr_step=args.lr_step,
-        lr_gamma=args.lr_gamma,
-        augment=not args.no_augment,
-        seed=args.seed,
-        device=args.device,
-        checkpoint_dir=out,
-        progress=progress,
-    )
-    seconds = time.perf_counter() - t0
-    test_acc = evaluate_accuracy(model, test, device=args.device)
-    if record["resumed_from"]:
-        print(f"resumed after epoch {record['resumed_from']}")
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save(
-        {
+        torch.manual_seed(args.seed)
+        model = load_model(args.model, num_classes=len(test.classes))
+        print(
+            f"training {args.model} on {len(train)} images"
+            + (f" (validation {len(val)})" if val is not None else "")
+            + f" for {args.epochs} epochs; checkpoints in {out}"
+        )
+        t0 = time.perf_counter()
+        record = train_classifier(
+            model,
+            train,
+            val,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            lr_step=args.lr_step,
+            lr_gamma=args.lr_gamma,
+            augment=not args.no_augment,
+            seed=args.seed,
+            device=args.device,
+            checkpoint_dir=out,
+            progress=progress,
+        )
+        seconds = time.perf_counter() - t0
+        test_acc = evaluate_accuracy(model, test, device=args.device)
+        if record["resumed_from"]:
+            print(f"resumed after epoch {record['resumed_from']}")
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        save_torch(
+            {
+                "model": args.model,
+                "state_dict": state,
+                "classes": list(test.classes),
+                "mean": list(info.mean),
+                "std": list(info.std),
+                "test_accuracy": test_acc,
+            },
+            out / "weights.pt",
+        )
+        result = {
             "model": args.model,
-            "state_dict": state,
-            "classes": list(test.classes),
-            "mean": list(info.mean),
-            "std": list(info.std),
+            "data": data_name,
+            "train_images": len(train),
+            "val_images": len(val) if val is not None else 0,
+            "test_images": len(test),
             "test_accuracy": test_acc,
-        },
-        out / "weights.pt",
-    )
-    result = {
-        "model": args.model,
-        "data": str(args.data) if args.data else "../shared/data/cifar10-jpeg.tar.gz",
-        "train_images": len(train),
-        "val_images": len(val) if val is not None else 0,
-        "test_images": len(test),
-        "test_accuracy": test_acc,
-        "best_val_accuracy": record["best_val_acc"],
-        "best_epoch": record["best_epoch"],
-        "epochs": record["epochs"],
-        "seconds_this_run": round(seconds, 1),
-        "arguments": {k: v for k, v in vars(args).items() if k != "func"},
-        "history": record["history"],
-    }
-    (out / "result.json").write_text(json.dumps(result, indent=2))
+            "best_val_accuracy": record["best_val_acc"],
+            "best_epoch": record["best_epoch"],
+            "epochs": record["epochs"],
+            "resumed_from": record["resumed_from"],
+            "seconds_this_run": round(seconds, 1),
+            "settings": settings,
+            "settings_key": run_dir.manifest["settings_key"],
+            "arguments": {k: v for k, v in vars(args).items() if k != "func"},
+            "history": record["history"],
+        }
+        write_json(out / "result.json", result)
     best = record["best_val_acc"]
     print(
         f"test accuracy {test_acc:.2%} on {len(test)} images"
