@@ -6,7 +6,7 @@ Unpacked archives and decoded arrays live in the cache folder (:func:`cache_dir`
 repository.
 """
 
-from pathwaygrad.data.arrays import ArrayImageDataset
+from pathwaygrad.data.arrays import IMAGENET_MEAN, IMAGENET_STD, ArrayImageDataset
 from pathwaygrad.data.cache import cache_dir, shared_dir, unpack_archive
 from pathwaygrad.data.cifar import (
     CIFAR10_CLASSES,
@@ -28,6 +28,8 @@ from pathwaygrad.data.images import (
 
 __all__ = [
     "CIFAR10_CLASSES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "IMAGE_EXTENSIONS",
     "SAMPLE_PHOTOS",
     "ArrayImageDataset",

@@ -9,7 +9,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ArrayImageDataset"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ArrayImageDataset"]
+
+# The normalisation every built-in model expects (ImageNet statistics), per RGB channel.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class ArrayImageDataset(Dataset):

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pathwaygrad.data.arrays import ArrayImageDataset
+from pathwaygrad.data.arrays import IMAGENET_MEAN, IMAGENET_STD, ArrayImageDataset
 from pathwaygrad.data.cache import shared_dir, unpack_archive
 from pathwaygrad.data.folder import load_image_folder
 from pathwaygrad.errors import UserError
-from pathwaygrad.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "CIFAR10_CLASSES",
