@@ -18,7 +18,7 @@ from pathwaygrad.errors import UserError
 from pathwaygrad.methods import METHOD_OPTIONS, PATHWAY_METHODS
 from pathwaygrad.methods._probe import apply_mask, probe, target_outputs
 from pathwaygrad.pathway import Pathway
-from pathwaygrad.sites import ActivationRunner
+from pathwaygrad.sites import AUTO, ActivationRunner, Activations
 from pathwaygrad.thresholds import THRESHOLDS, threshold_masks
 
 DEFAULT_CANDIDATES = (99.0, 98.0, 95.0, 90.0, 85.0, 80.0, 70.0, 50.0, 0.0)
@@ -31,7 +31,7 @@ def select_pathway(
     method: str = "neuron_mct",
     sparsity: float | str = 90.0,
     *,
-    activations: str | Sequence[str] = ("relu",),
+    activations: Activations = AUTO,
     threshold: str | None = None,
     additional_forward_args=None,
     tolerance: float = 0.05,
@@ -51,7 +51,12 @@ def select_pathway(
             keeps the target logit (``criterion="logit"``) or softmax probability
             (``criterion="probability"``) within ``tolerance`` (relative) of the full network's.
             Ignored by ``"dead"``; for ``"greedy"`` the last percentile of its schedule.
-        activations: kinds of activation calls that hold neurons (``"relu"``, ``"gelu"``, ...).
+        activations: kinds of activation calls that hold neurons (``"relu"``, ``"gelu"``, ...;
+            see :data:`~pathwaygrad.sites.ACTIVATION_KINDS`), or ``"auto"`` (default; None too):
+            ReLU if the model calls any ReLU, otherwise every supported kind it calls. The kinds
+            used are ``Pathway.activations``; when they are not ReLU,
+            ``Pathway.info["activations_note"]`` says so (e.g. "this model calls no ReLU; using
+            gelu"). Attention softmax and normalisation layers are not neurons.
         threshold: ``"global"`` (paper) or ``"per_layer"``; ``"random"`` defaults to per layer.
         additional_forward_args: extra arguments passed to ``model`` after the inputs.
         **options: method options, e.g. ``steps``, ``internal_batch_size`` (NeuronIntGrad),
@@ -114,7 +119,7 @@ def select_pathways(
     method: str = "neuron_mct",
     sparsities: Sequence[float] = (80.0, 90.0, 99.0),
     *,
-    activations: str | Sequence[str] = ("relu",),
+    activations: Activations = AUTO,
     threshold: str | None = None,
     additional_forward_args=None,
     **options,
@@ -188,6 +193,7 @@ def _pathway(first, runner, method: str, masks, requested: torch.Tensor) -> Path
         requested_sparsity=requested,
         activations=runner.activations,
         full_logits=target_outputs(first.logits, first.targets),
+        info={} if runner.note is None else {"activations_note": runner.note},
     )
 
 
@@ -223,6 +229,7 @@ class NeuronScores(NamedTuple):
     sites: list[str]
     targets: torch.Tensor
     logits: torch.Tensor
+    activations: tuple[str, ...] = ("relu",)
 
 
 SCORING_METHODS = ("neuron_mct", "neuron_intgrad", "random", "dgr")
@@ -234,7 +241,7 @@ def score_neurons(
     target=None,
     method: str = "neuron_mct",
     *,
-    activations: str | Sequence[str] = ("relu",),
+    activations: Activations = AUTO,
     additional_forward_args=None,
     **options,
 ) -> NeuronScores:
@@ -256,7 +263,7 @@ def score_neurons(
     with preserved(model):
         first = probe(runner, inputs, target, extra, grad=method == "neuron_mct")
         scores = _scores(method, runner, inputs, first, extra, options)
-    return NeuronScores(scores, first.names, first.targets, first.logits)
+    return NeuronScores(scores, first.names, first.targets, first.logits, runner.activations)
 
 
 def _scores(method, runner, inputs, first, extra, options):

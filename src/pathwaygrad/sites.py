@@ -16,6 +16,13 @@ Every call gets a stable, readable *site name*:
 In-place activations (``nn.ReLU(inplace=True)``, ``torch.relu_``, ``x.relu_()``) are run out of
 place and the (possibly transformed) result is copied back into the input tensor, so callers that
 ignore the return value still see it, and autograd stays correct.
+
+Which calls hold neurons is chosen by *kind* (:data:`ACTIVATION_KINDS`): elementwise activation
+functions only. Attention softmax (it normalises over a row, it is not elementwise) and
+normalisation layers (BatchNorm, LayerNorm, ...) are not neurons and are never masked. The default,
+``activations="auto"`` (or None), means ReLU when the model calls any ReLU (so ReLU models behave
+exactly as with ``("relu",)``), otherwise every supported kind the model does call (GELU for a ViT,
+SiLU and sigmoid for an EfficientNet, ...): see :func:`resolve_activations`.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import inspect
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +40,16 @@ from torch.overrides import TorchFunctionMode
 
 from pathwaygrad.errors import NoActivationError, UserError
 
-__all__ = ["ACTIVATION_KINDS", "Site", "activation_sites", "resolve_activations"]
+__all__ = [
+    "ACTIVATION_KINDS",
+    "AUTO",
+    "ActivationRunner",
+    "ResolvedActivations",
+    "Site",
+    "activation_sites",
+    "activation_table",
+    "resolve_activations",
+]
 
 # Functions that count as an activation call of each kind. Activation modules call these
 # functionals (nn.ReLU -> F.relu, nn.ReLU6 -> F.hardtanh, ...), so one table covers both.
@@ -47,7 +64,12 @@ ACTIVATION_KINDS: dict[str, tuple[Callable, ...]] = {
     "softplus": (F.softplus,),
     "sigmoid": (torch.sigmoid, torch.Tensor.sigmoid, F.sigmoid),
     "tanh": (torch.tanh, torch.Tensor.tanh, F.tanh),
+    "hardswish": (F.hardswish,),
+    "hardsigmoid": (F.hardsigmoid,),
 }
+
+# ``activations="auto"`` (or None): ReLU if the model calls any ReLU, else every kind it calls.
+AUTO = "auto"
 
 # Modules whose own call is the activation (their path names the site).
 _ACTIVATION_MODULES = (
@@ -62,6 +84,8 @@ _ACTIVATION_MODULES = (
     nn.Softplus,
     nn.Sigmoid,
     nn.Tanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
 )
 
 # In-place variants and their out-of-place twins.
@@ -83,7 +107,14 @@ class Site:
     kind: str
 
 
-def resolve_activations(activations: str | Iterable[str]) -> dict[Callable, str]:
+Activations = str | Sequence[str] | None
+
+
+def _is_auto(activations: object) -> bool:
+    return activations is None or (isinstance(activations, str) and activations == AUTO)
+
+
+def activation_table(activations: str | Iterable[str]) -> dict[Callable, str]:
     """Map each intercepted function to its kind name; validate the requested kinds."""
     if isinstance(activations, str):
         activations = (activations,)
@@ -98,6 +129,9 @@ def resolve_activations(activations: str | Iterable[str]) -> dict[Callable, str]
     if not table:
         raise UserError("activations is empty; pass e.g. activations=('relu',)")
     return table
+
+
+_ALL_KINDS = activation_table(ACTIVATION_KINDS)
 
 
 def _inplace_flag(func: Callable, args: tuple, kwargs: dict) -> tuple[bool, tuple, dict]:
@@ -310,13 +344,23 @@ def _relu_input(func: Callable, args: tuple, kwargs: dict):
 class _Interceptor(TorchFunctionMode):
     """Calls ``transform`` on the output of every activation call during one forward pass."""
 
-    def __init__(self, table: dict[Callable, str], transform: Transform, namer: _Namer | None):
+    def __init__(
+        self,
+        table: dict[Callable, str],
+        transform: Transform,
+        namer: _Namer | None,
+        active: frozenset[str] | None = None,
+    ):
         super().__init__()
         self.table = table
         self.transform = transform
         self.after = getattr(transform, "after", None)
         self.inplace_ok = getattr(transform, "inplace_ok", False)
         self.namer = namer
+        # Kinds whose calls are transformed (None: every kind of ``table``); calls of the other
+        # kinds of ``table`` run unchanged and are only noted in ``seen``.
+        self.active = active
+        self.seen: set[str] = set()
         self.count = 0
         self.kinds: list[str] = []
 
@@ -324,6 +368,9 @@ class _Interceptor(TorchFunctionMode):
         kwargs = kwargs or {}
         kind = self.table.get(func)
         if kind is None:
+            return func(*args, **kwargs)
+        if self.active is not None and kind not in self.active:
+            self.seen.add(kind)
             return func(*args, **kwargs)
         target = None
         if func in _OUT_OF_PLACE:
@@ -448,6 +495,29 @@ class _Namer:
         self._handles.clear()
 
 
+class ResolvedActivations(NamedTuple):
+    """The activation kinds that hold neurons for a model, and why (None when as asked or ReLU)."""
+
+    kinds: tuple[str, ...]
+    note: str | None
+
+
+def _auto_kinds(seen: set[str]) -> ResolvedActivations:
+    """What "auto" means, given the kinds a model called: ReLU if any, else all of them."""
+    if "relu" in seen:
+        return ResolvedActivations(("relu",), None)
+    kinds = tuple(k for k in ACTIVATION_KINDS if k in seen)
+    if not kinds:
+        raise NoActivationError(
+            "the model made no activation call of any supported kind "
+            f"({sorted(ACTIVATION_KINDS)}): neurons are outputs of elementwise activation calls "
+            "(attention softmax and normalisation layers are not neurons); write the model's "
+            "activation with one of these functions, then activations='auto' or activations=... "
+            "finds it"
+        )
+    return ResolvedActivations(kinds, f"this model calls no ReLU; using {', '.join(kinds)}")
+
+
 class ActivationRunner:
     """Runs a model (or any forward function) with a transform applied at every activation call.
 
@@ -456,18 +526,26 @@ class ActivationRunner:
 
     Args:
         forward_func: an ``nn.Module`` or any callable ``f(inputs, *extra) -> logits (B, K)``.
-        activations: kinds of activation to intercept (keys of :data:`ACTIVATION_KINDS`).
+        activations: kinds of activation to intercept (keys of :data:`ACTIVATION_KINDS`), or
+            ``"auto"`` / None: resolved on the first :meth:`forward` (ReLU if the model calls
+            any ReLU, else every supported kind it calls; see :func:`resolve_activations`).
+            ``activations`` then holds the kinds and ``note`` says why when they are not ReLU.
     """
 
-    def __init__(self, forward_func: Callable, activations: str | Sequence[str] = ("relu",)):
+    def __init__(self, forward_func: Callable, activations: Activations = AUTO):
         if _is_compiled(forward_func):
             raise UserError(
                 "torch.compile'd models cannot be intercepted: activation calls are fused into "
                 "the compiled graph. Pass the original module (compiled._orig_mod) instead."
             )
         self.forward_func = forward_func
-        self.activations = (activations,) if isinstance(activations, str) else tuple(activations)
-        self.table = resolve_activations(self.activations)
+        self.note: str | None = None
+        self.activations: tuple[str, ...] | None = None
+        self.table: dict[Callable, str] = _ALL_KINDS
+        if not _is_auto(activations):
+            self.table = activation_table(activations)  # type: ignore[arg-type]
+            kinds = (activations,) if isinstance(activations, str) else activations
+            self.activations = tuple(kinds)  # type: ignore[arg-type]
 
     def forward(
         self,
@@ -477,28 +555,73 @@ class ActivationRunner:
         names: bool = False,
     ) -> tuple[torch.Tensor, list[str] | None, list[str]]:
         """One forward pass. Returns (output, site names or None, site kinds)."""
+        if self.activations is None:
+            # "auto": run with ReLU calls transformed and the other kinds noted. A model that
+            # calls ReLU is done in this one pass; any other runs again with the kinds it called.
+            out, site_names, mode = self._run(
+                inputs, transform, additional_forward_args, names, frozenset({"relu"})
+            )
+            if mode.count:
+                self._resolved(_auto_kinds({"relu"}))
+                return out, site_names, mode.kinds
+            self._resolved(_auto_kinds(mode.seen))
+        out, site_names, mode = self._run(inputs, transform, additional_forward_args, names, None)
+        if mode.count == 0:
+            raise NoActivationError(
+                f"the model made no activation call of the kinds {list(self.activations or ())} "
+                f"(looked for: {_describe(self.table)}); pass activations=... with the kinds "
+                f"your model uses, one of {sorted(ACTIVATION_KINDS)}, or activations='auto'"
+            )
+        return out, site_names, mode.kinds
+
+    def _resolved(self, resolved: ResolvedActivations) -> None:
+        self.activations, self.note = resolved
+        self.table = activation_table(resolved.kinds)
+
+    def _run(self, inputs, transform, extra, names, active):
         namer = (
             _Namer(self.forward_func)
             if names and isinstance(self.forward_func, nn.Module)
             else None
         )
-        mode = _Interceptor(self.table, transform or _identity, namer)
+        mode = _Interceptor(self.table, transform or _identity, namer, active)
         try:
             with mode:
-                out = self.forward_func(inputs, *additional_forward_args)
+                out = self.forward_func(inputs, *extra)
         finally:
             if namer is not None:
                 namer.remove()
-        if mode.count == 0:
-            raise NoActivationError(
-                f"the model made no activation call of the kinds {list(self.activations)} "
-                f"(looked for: {_describe(self.table)}); pass activations=... with the kinds "
-                f"your model uses, one of {sorted(ACTIVATION_KINDS)}"
-            )
         site_names = namer.names if namer is not None else None
         if site_names is None and names:
             site_names = [f"{k}()#{i}" for i, k in enumerate(mode.kinds)]
-        return out, site_names, mode.kinds
+        return out, site_names, mode
+
+
+def resolve_activations(
+    model: Callable,
+    inputs: torch.Tensor,
+    activations: Activations = AUTO,
+    additional_forward_args: tuple = (),
+) -> ResolvedActivations:
+    """The kinds of activation calls that hold neurons when ``activations`` is used on ``model``.
+
+    Explicit kinds are validated and returned as they are (note None). ``"auto"`` or None runs
+    one forward pass (no gradient) and returns ``("relu",)`` if the model calls any ReLU
+    (note None), otherwise every supported kind it calls, in :data:`ACTIVATION_KINDS` order, with
+    a note such as ``"this model calls no ReLU; using gelu"`` for the user. Attention softmax and
+    normalisation layers are not neurons and never count. The model is left unchanged. Raises
+    :class:`~pathwaygrad.errors.NoActivationError` when the model calls no supported kind.
+    """
+    from pathwaygrad._guard import preserved
+
+    if not _is_auto(activations):
+        activation_table(activations)  # type: ignore[arg-type]
+        kinds = (activations,) if isinstance(activations, str) else activations
+        return ResolvedActivations(tuple(kinds), None)  # type: ignore[arg-type]
+    runner = ActivationRunner(model, AUTO)
+    with preserved(model), torch.no_grad():
+        _, _, mode = runner._run(inputs, None, tuple(additional_forward_args), False, frozenset())
+    return _auto_kinds(mode.seen)
 
 
 def _describe(table: dict[Callable, str]) -> str:
@@ -520,7 +643,7 @@ def _is_compiled(fn) -> bool:
 def activation_sites(
     model: Callable,
     inputs: torch.Tensor,
-    activations: str | Sequence[str] = ("relu",),
+    activations: Activations = AUTO,
     additional_forward_args: tuple = (),
 ) -> list[Site]:
     """List the activation calls the model makes on ``inputs``, in call order.

@@ -3,7 +3,8 @@
 Thresholding (paper section 2): one *global* threshold over all calls of one example, the s-th
 percentile of all its scores with linear interpolation (numpy's default); neurons scoring
 <= threshold are pruned. ``s`` is the sparsity in percent pruned. Ties (many zeros) can make the
-real sparsity exceed s; :attr:`pathwaygrad.Pathway.sparsity` reports the real one.
+real sparsity exceed s; :attr:`pathwaygrad.Pathway.sparsity` reports the real one. At s = 0 the
+threshold is at most 0 (only neurons scoring 0 are pruned): the full network, whatever the kind.
 ``per_layer`` thresholds each call separately at the same percentile.
 
 The percentile needs two order statistics of millions of scores per example. A full sort,
@@ -315,17 +316,30 @@ def _view(thr: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def threshold_masks(
     scores: list[torch.Tensor], sparsity: float, threshold: str = "global"
 ) -> list[torch.Tensor]:
-    """Keep neurons scoring above the s-th percentile; returns bool masks shaped like ``scores``."""
+    """Keep neurons scoring above the s-th percentile; returns bool masks shaped like ``scores``.
+
+    At sparsity 0 the threshold is at most 0: every neuron with a positive score is kept, so the
+    pathway is the full network (its pathway gradient is the plain gradient). Numpy's 0-th
+    percentile is the smallest score, which is 0 wherever a neuron is dead (ReLU networks: the
+    same masks); with GELU, SiLU, ... every score may be positive and the smallest one would be
+    pruned, changing the network.
+    """
     if threshold == "global":
         parts = [s.reshape(s.shape[0], -1) for s in scores]
-        thr = _percentile_parts(parts, sparsity)
+        thr = _at_zero(_percentile_parts(parts, sparsity), sparsity)
         return [s > _view(_same_dtype(thr, s), s) for s in scores]
     if threshold == "per_layer":
-        return [
-            s > _view(_same_dtype(percentile(s.reshape(s.shape[0], -1), sparsity), s), s)
-            for s in scores
-        ]
+        out = []
+        for s in scores:
+            thr = _at_zero(percentile(s.reshape(s.shape[0], -1), sparsity), sparsity)
+            out.append(s > _view(_same_dtype(thr, s), s))
+        return out
     raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
+
+
+def _at_zero(thr: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """The threshold, at most 0 when nothing is to be pruned (sparsity 0)."""
+    return thr.clamp(max=0.0) if sparsity == 0 else thr
 
 
 def real_sparsity(masks: list[torch.Tensor]) -> torch.Tensor:

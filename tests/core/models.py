@@ -140,24 +140,6 @@ class MLP(_Gated):
         return self.fc3(x)
 
 
-def make(name: str, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
-    """A model in eval mode and a batch of 4 inputs for it."""
-    torch.manual_seed(seed)
-    cls = MODELS[name]
-    model = cls().eval()
-    shape = (4, 20) if cls is MLP else (4, 3, 8, 8)
-    return model, torch.randn(*shape)
-
-
-MODELS = {
-    "plain": PlainCNN,
-    "reused_inplace": ReusedInplaceCNN,
-    "functional": FunctionalCNN,
-    "residual": ResidualNet,
-    "mlp": MLP,
-}
-
-
 def hand_gradient(model, x, gates, targets):
     """d y_target / dx of the network with ``gates`` multiplied in by hand."""
     x = x.detach().clone().requires_grad_(True)
@@ -178,3 +160,84 @@ def hand_activations(model, x, gates, targets):
     grads = [h.grad if h.grad is not None else torch.zeros_like(h) for h in capture]
     model.zero_grad(set_to_none=True)
     return acts, grads
+
+
+class TransformerLike(_Gated):
+    """Pre-norm transformer encoder on (B, T, D) tokens: attention (softmax, LayerNorm: not
+    neurons) and an MLP with nn.GELU, mean-pooled into a linear head. Two GELU calls."""
+
+    n_calls = 2
+
+    def __init__(self, classes=5, dim=8, heads=2, blocks=2):
+        super().__init__()
+        self.norm1 = nn.ModuleList(nn.LayerNorm(dim) for _ in range(blocks))
+        self.attn = nn.ModuleList(
+            nn.MultiheadAttention(dim, heads, batch_first=True) for _ in range(blocks)
+        )
+        self.norm2 = nn.ModuleList(nn.LayerNorm(dim) for _ in range(blocks))
+        self.up = nn.ModuleList(nn.Linear(dim, 2 * dim) for _ in range(blocks))
+        self.act = nn.ModuleList(nn.GELU() for _ in range(blocks))
+        self.down = nn.ModuleList(nn.Linear(2 * dim, dim) for _ in range(blocks))
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x, gates=None, capture=None):
+        for k in range(len(self.up)):
+            h = self.norm1[k](x)
+            x = x + self.attn[k](h, h, h, need_weights=False)[0]
+            h = self._gate(self.act[k](self.up[k](self.norm2[k](x))), k, gates, capture)
+            x = x + self.down[k](h)
+        return self.head(x.mean(dim=1))
+
+
+class MobileLike(_Gated):
+    """A MobileNetV3-like block without ReLU: stem conv-BN-Hardswish, depthwise conv-BN-
+    Hardswish(inplace), squeeze-excitation with Hardswish and F.hardsigmoid, projection."""
+
+    n_calls = 4
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.act1 = nn.Hardswish()
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.act2 = nn.Hardswish(inplace=True)
+        self.se_reduce = nn.Conv2d(8, 4, 1)
+        self.se_act = nn.Hardswish()
+        self.se_expand = nn.Conv2d(4, 8, 1)
+        self.project = nn.Conv2d(8, 6, 1)
+        self.fc = nn.Linear(6, classes)
+        for bn in (self.bn1, self.bn2):
+            nn.init.normal_(bn.running_mean, 0, 0.1)
+            nn.init.uniform_(bn.running_var, 0.5, 1.5)
+
+    def forward(self, x, gates=None, capture=None):
+        x = self._gate(self.act1(self.bn1(self.stem(x)) * 3), 0, gates, capture)
+        x = self._gate(self.act2(self.bn2(self.dw(x)) * 3), 1, gates, capture)
+        s = self._gate(
+            self.se_act(self.se_reduce(x.mean(dim=(2, 3), keepdim=True))), 2, gates, capture
+        )
+        s = self._gate(F.hardsigmoid(self.se_expand(s) * 3), 3, gates, capture)
+        x = self.project(x * s)
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def make(name: str, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
+    """A model in eval mode and a batch of 4 inputs for it."""
+    torch.manual_seed(seed)
+    cls = {**MODELS, **OTHER_MODELS}[name]
+    model = cls().eval()
+    shape = {MLP: (4, 20), TransformerLike: (4, 5, 8)}.get(cls, (4, 3, 8, 8))
+    return model, torch.randn(*shape)
+
+
+# ReLU models (the paper's setting), and models whose neurons are other activation kinds.
+MODELS = {
+    "plain": PlainCNN,
+    "reused_inplace": ReusedInplaceCNN,
+    "functional": FunctionalCNN,
+    "residual": ResidualNet,
+    "mlp": MLP,
+}
+OTHER_MODELS = {"transformer": TransformerLike, "mobile": MobileLike}

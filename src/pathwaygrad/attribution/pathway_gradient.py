@@ -4,8 +4,6 @@ network restricted to a critical pathway (masks held fixed as constant gates).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from captum.attr._utils.attribution import GradientAttribution
 from captum.log import log_usage
@@ -15,7 +13,7 @@ from pathwaygrad._inputs import check_inputs, forward_args, resolve_targets, run
 from pathwaygrad.errors import PathwayMismatchError
 from pathwaygrad.methods._probe import apply_mask, target_outputs
 from pathwaygrad.pathway import Pathway
-from pathwaygrad.sites import ActivationRunner
+from pathwaygrad.sites import AUTO, ActivationRunner, Activations
 
 
 def pathway_gradient(
@@ -76,7 +74,7 @@ class PathwayGradient(GradientAttribution):
         method: str = "neuron_mct",
         sparsity: float | str = 90.0,
         *,
-        activations: str | Sequence[str] = ("relu",),
+        activations: Activations = AUTO,
         threshold: str | None = None,
         **options,
     ) -> None:
