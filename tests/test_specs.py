@@ -203,6 +203,13 @@ def test_with_options():
     assert kept.kwargs["sparsity"] == 50.0
     quiet = parse_method("dgr_random").with_options(relabel=False, iterations=10)
     assert quiet.label == "dgr(init=random)" and quiet.kwargs["iterations"] == 10
+    assert quiet.display == "DGR(init=r)" and not quiet.custom_label
+    assert parse_methods([quiet]) == [quiet] and parse_methods([quiet])[0].label == quiet.label
+    # its text names the same computation (the label is then made from every option)
+    assert parse_method(quiet.text).fingerprint() == quiet.fingerprint()
+    assert parse_method(quiet.text).label == "dgr(init=random,iterations=10)"
+    mine = parse_method("mine=dgr").with_options(relabel=False, iterations=10)
+    assert mine.label == "mine" and mine.display == "mine"
     assert quiet.fingerprint() != parse_method("dgr_random").fingerprint()
     with pytest.raises(UserError, match="iterations"):
         spec.with_options(iterations=10)

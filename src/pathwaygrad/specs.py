@@ -372,10 +372,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _auto_label(name: str, options: tuple[tuple[str, Any], ...]) -> str:
-    if not options:
+def _auto_label(
+    name: str, options: tuple[tuple[str, Any], ...], quiet: frozenset[str] = frozenset()
+) -> str:
+    shown = [(k, v) for k, v in options if k not in quiet]
+    if not shown:
         return name
-    return f"{name}(" + ",".join(f"{k}={_fmt(v)}" for k, v in options) + ")"
+    return f"{name}(" + ",".join(f"{k}={_fmt(v)}" for k, v in shown) + ")"
 
 
 def _callable_name(fn: Callable) -> str:
@@ -390,7 +393,9 @@ class MethodSpec:
     ``options``: the options set explicitly, as sorted ``(key, value)`` pairs (values typed by the
     schema; the schema's defaults fill the rest in :attr:`kwargs`); ``label``: the name in tables
     and result files (default ``name`` or ``name(key=value,...)``); ``fn``: a custom
-    ``fn(model, inputs, targets) -> map``.
+    ``fn(model, inputs, targets) -> map``; ``quiet``: options set by a preset that appear in
+    neither the automatic label nor the display name (they still count in :attr:`kwargs`,
+    :meth:`describe` and :meth:`fingerprint`; see :meth:`with_options`).
 
     Build specs with :func:`parse_method` / :func:`parse_methods` (which validate), or
     ``MethodSpec.create(name, **options)``.
@@ -400,10 +405,20 @@ class MethodSpec:
     options: tuple[tuple[str, Any], ...] = ()
     label: str = ""
     fn: Callable | None = field(default=None, compare=False)
+    quiet: frozenset[str] = field(default=frozenset(), compare=False)
 
     def __post_init__(self) -> None:
         if not self.label:
-            object.__setattr__(self, "label", _auto_label(self.name, self.options))
+            object.__setattr__(self, "label", self._auto_label)
+
+    @property
+    def _auto_label(self) -> str:
+        return _auto_label(self.name, self.options, self.quiet)
+
+    @property
+    def custom_label(self) -> bool:
+        """Whether the label was given (``mylabel=name:...``) rather than made from the options."""
+        return self.label != self._auto_label
 
     @classmethod
     def create(cls, name: str, label: str | None = None, **options: Any) -> MethodSpec:
@@ -459,10 +474,10 @@ class MethodSpec:
 
         ``dgr`` always shows its initialisation, as in the paper: ``DGR(init=1)``, ``DGR(init=r)``.
         """
-        if self.info is None or self.label != _auto_label(self.name, self.options):
+        if self.info is None or self.custom_label:
             return self.label
         parts = []
-        opts = dict(self.options)
+        opts = {k: v for k, v in self.options if k not in self.quiet or k == "init"}
         if self.name == "dgr":
             parts.append(_DGR_INIT[opts.pop("init", "ones")])
         parts += [f"{k}={_fmt(v)}" for k, v in sorted(opts.items())]
@@ -470,9 +485,10 @@ class MethodSpec:
 
     @property
     def text(self) -> str:
-        """The spec in the grammar; ``parse_method(spec.text) == spec``."""
+        """The spec in the grammar; ``parse_method(spec.text) == spec`` (the label of a spec with
+        ``quiet`` options becomes the automatic one)."""
         head = self.name
-        if self.label != _auto_label(self.name, self.options):
+        if self.custom_label:
             head = f"{self.label}={head}"
         if not self.options:
             return head
@@ -504,18 +520,21 @@ class MethodSpec:
         """This spec with more options set (validated).
 
         ``override=False`` keeps the options already set (e.g. a preset's default sparsity);
-        ``relabel=False`` keeps the current label (and display).
+        ``relabel=False`` makes the new options quiet: label and display name stay as they are
+        (e.g. a preset's shorter DGR schedule), while kwargs and fingerprint change.
         """
         if self.info is None:
             raise UserError(f"method {self.label!r} is a callable: it takes no options")
         merged = dict(self.options)
+        added = set()
         for key, value in options.items():
             if override or key not in merged:
                 merged[key] = value
+                added.add(key)
         spec = _build(self.name, merged, None, where=self.label)
-        own = _own(self)
-        label = own if own is not None else (spec.label if relabel else self.label)
-        return MethodSpec(spec.name, spec.options, label)
+        quiet = self.quiet if relabel else self.quiet | (added - set(dict(self.options)))
+        label = self.label if self.custom_label else ""
+        return MethodSpec(spec.name, spec.options, label, quiet=frozenset(quiet))
 
     def explain(
         self,
@@ -676,7 +695,9 @@ def parse_methods(
     specs: list[MethodSpec] = []
     for m in methods:
         if isinstance(m, MethodSpec):
-            specs.append(m if m.info is None else _build(m.name, dict(m.options), _own(m), m.text))
+            if m.info is not None:  # validate a spec built by hand; keep its label
+                _build(m.name, dict(m.options), None, m.text)
+            specs.append(m)
         elif isinstance(m, str):
             specs.extend(parse_method(part) for part in _split(m))
         elif isinstance(m, tuple) and len(m) == 2 and isinstance(m[0], str) and callable(m[1]):
@@ -706,11 +727,6 @@ def parse_methods(
             "give one a label: mylabel=name:..."
         )
     return specs
-
-
-def _own(spec: MethodSpec) -> str | None:
-    """The spec's label when it is not the automatic one."""
-    return None if spec.label == _auto_label(spec.name, spec.options) else spec.label
 
 
 def _custom(fn: Callable, label: str | None) -> MethodSpec:

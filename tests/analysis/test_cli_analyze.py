@@ -27,7 +27,7 @@ def test_analyze_all_writes_tables_and_figures(folder):
     out = folder / "out"
     argv = [
         "analyze", "all", "--model", "vgg_tiny", "--data", str(folder / "data"),
-        "--methods", "neuron_mct,random,greedy:step=30,dgr_ones", "--dgr-iterations", "3",
+        "--methods", "neuron_mct;random;greedy:step=30;dgr_ones", "--dgr-iterations", "3",
         "--sparsity", "50,90", "--n-images", "5", "--batch-size", "3",
         "--linearity-images", "2", "--directions", "2", "--linearity-sparsity", "90",
         "--decode-images", "1", "--decode-steps", "3", "--decode-sparsity", "90",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 import pathwaygrad as pg
-from pathwaygrad.analysis import compute_pathways, decode, decode_pathways, parse_methods
+from pathwaygrad.analysis import compute_pathways, decode, decode_pathways, pathway_specs
 from pathwaygrad.analysis.decoding import FourierImage, top_neuron
 
 from .models import TinyCNN
@@ -31,7 +31,7 @@ def test_decode_pathways_and_top_neuron():
     model = TinyCNN().eval()
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     ps = compute_pathways(
-        model, x, parse_methods("neuron_mct,greedy:step=20"), (60.0,), keep_scores=True
+        model, x, pathway_specs("neuron_mct;greedy:step=20"), (60.0,), keep_scores=True
     )
     call, idx, score = top_neuron(
         model, x, ps.pathways[("neuron_mct", 60.0)], ps.scores["neuron_mct"]

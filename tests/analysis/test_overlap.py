@@ -12,9 +12,9 @@ from pathwaygrad.analysis import (
     jaccard,
     jaccard_matrix,
     overlap_analysis,
-    parse_methods,
+    pathway_specs,
 )
-from pathwaygrad.analysis._specs import greedy_step
+from pathwaygrad.analysis.pathways import greedy_step
 
 from .models import TinyCNN
 
@@ -74,8 +74,8 @@ def test_greedy_step_ends_exactly_at_sparsity():
             assert abs(min((n_iter - 1) * st, s) - s) < 1e-9
 
 
-def test_parse_methods():
-    specs = parse_methods("neuron_mct,dgr_random,dgr:init=ones:iterations=5,greedy:step=2")
+def test_pathway_specs():
+    specs = pathway_specs("neuron_mct;dgr_random;dgr:init=ones,iterations=5;greedy:step=2")
     assert [s.label for s in specs] == [
         "neuron_mct",
         "dgr(init=random)",
@@ -83,18 +83,23 @@ def test_parse_methods():
         "greedy(step=2)",
     ]
     assert specs[1].display == "DGR(init=r)"
-    assert specs[2].kwargs == {"init": "ones", "iterations": 5}
+    assert dict(specs[2].options) == {"init": "ones", "iterations": 5}
+    assert specs[2].kwargs["iterations"] == 5 and specs[2].kwargs["init"] == "ones"
     with pytest.raises(pg.errors.UserError):
-        parse_methods("neuron_mct,nope")
+        pathway_specs("neuron_mct,nope")
     with pytest.raises(pg.errors.UserError):
-        parse_methods("dgr:colour=red")
+        pathway_specs("dgr:colour=red")
     with pytest.raises(pg.errors.UserError):
-        parse_methods("neuron_mct,neuron_mct")
+        pathway_specs("neuron_mct,neuron_mct")
+    with pytest.raises(pg.errors.UserError, match="not allowed here"):
+        pathway_specs("neuron_mct;gradient")
+    with pytest.raises(pg.errors.UserError, match="sparsities separately"):
+        pathway_specs("neuron_mct:sparsity=70")
 
 
 def test_compute_pathways_matches_select_pathway(setup):
     model, x = setup
-    ps = compute_pathways(model, x, parse_methods("neuron_mct,random,greedy:step=10"), (50, 80))
+    ps = compute_pathways(model, x, pathway_specs("neuron_mct;random;greedy:step=10"), (50, 80))
     for s in (50.0, 80.0):
         ref = pg.select_pathway(model, x, method="neuron_mct", sparsity=s)
         got = ps.pathways[("neuron_mct", s)]
@@ -111,7 +116,7 @@ def test_overlap_analysis_dataset_level(setup):
     model, x = setup
     y = torch.arange(6) % 4
     res = overlap_analysis(
-        model, (x, y), "neuron_mct,neuron_intgrad:steps=3,random", (60.0, 90.0), batch_size=4
+        model, (x, y), "neuron_mct;neuron_intgrad:steps=3;random", (60.0, 90.0), batch_size=4
     )
     assert res.jaccard[60.0].shape == (6, 3, 3)
     assert res.dead[90.0].shape == (6, 3)

@@ -12,19 +12,13 @@ module              what it measures
 ``plots``           the figures
 ==================  ==========================================================================
 
-Every dataset-level function takes a model, data (a tensor, a dataset or batches), method specs
-(``"neuron_mct,dgr:init=random"``) and sparsities, and returns a result object with per-example
-arrays, means and standard deviations. ``pathwaygrad analyze`` runs them from the command line.
+Every dataset-level function takes a model, data (a tensor, a dataset or batches), pathway
+methods in the grammar of :mod:`pathwaygrad.specs` (``"neuron_mct;dgr:init=random"``) and
+sparsities, and returns a result object with per-example arrays, means and standard deviations.
+:func:`run_analysis` does what ``pathwaygrad analyze`` does (tables, figures, a resumable run
+folder); :func:`compute_pathways` selects one batch's pathways through the core.
 """
 
-from pathwaygrad.analysis._specs import (
-    PAPER_METHODS,
-    MethodSpec,
-    PathwaySet,
-    compute_pathways,
-    parse_method,
-    parse_methods,
-)
 from pathwaygrad.analysis.decoding import DecodeResult, decode, decode_pathways, top_neuron
 from pathwaygrad.analysis.fidelity import FidelityResult, fidelity, fidelity_analysis
 from pathwaygrad.analysis.linearity import (
@@ -41,29 +35,45 @@ from pathwaygrad.analysis.overlap import (
     jaccard_matrix,
     overlap_analysis,
 )
+from pathwaygrad.analysis.pathways import (
+    PathwaySet,
+    compute_pathways,
+    full_pathway,
+    pathway_specs,
+    subset,
+)
+from pathwaygrad.analysis.run import (
+    ANALYSES,
+    AnalysisConfig,
+    analysis_config,
+    run_analysis,
+)
 
 __all__ = [
-    "PAPER_METHODS",
+    "ANALYSES",
+    "AnalysisConfig",
     "DecodeResult",
     "FidelityResult",
     "LinearityResult",
-    "MethodSpec",
     "OverlapResult",
     "PathwaySet",
+    "analysis_config",
     "compute_pathways",
     "dead_share",
     "decode",
     "decode_pathways",
     "fidelity",
     "fidelity_analysis",
+    "full_pathway",
     "jaccard",
     "jaccard_matrix",
     "linearity_analysis",
     "linearization_error",
     "local_linearity",
     "overlap_analysis",
-    "parse_method",
-    "parse_methods",
+    "pathway_specs",
     "pattern_radius",
+    "run_analysis",
+    "subset",
     "top_neuron",
 ]

@@ -1,30 +1,34 @@
-"""Forward passes of the network restricted to a pathway (masks multiplied onto activations)."""
+"""The activation transform of the analyses that look inside a masked network.
+
+Linearity (on/off patterns) and decoding (a neuron's activation) need each activation call's
+masked output, which :func:`pathwaygrad.pathway_logits` does not return: they run
+:class:`pathwaygrad.sites.ActivationRunner` with :func:`mask_transform`. Plain masked logits come
+from :func:`pathwaygrad.pathway_logits`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from pathwaygrad.errors import PathwayMismatchError
-from pathwaygrad.sites import ActivationRunner
 
 
-def mask_transform(masks: Sequence[torch.Tensor] | None, record: list | None = None):
+def mask_transform(
+    masks: Sequence[torch.Tensor] | None, record: list | None = None
+) -> Callable[[int, str, torch.Tensor], torch.Tensor]:
     """A transform for :meth:`ActivationRunner.forward`: ``out * masks[i]`` (None: unchanged).
 
-    With ``record``, each call's (masked) output is appended to it. Without it, the core's fused
-    :class:`pathwaygrad.sites.MaskTransform` is used when it exists (same result, less memory).
+    With ``record``, each call's (masked) output is appended to it; without it, the core's fused
+    :class:`pathwaygrad.sites.MaskTransform` is used.
     """
     if record is None and masks is not None:
-        try:
-            from pathwaygrad.sites import MaskTransform
-        except ImportError:  # older core
-            pass
-        else:
-            return MaskTransform(list(masks))
+        from pathwaygrad.sites import MaskTransform
 
-    def transform(i, kind, out):
+        return MaskTransform(list(masks))
+
+    def transform(i: int, kind: str, out: torch.Tensor) -> torch.Tensor:
         if masks is not None:
             if i >= len(masks) or masks[i].shape != out.shape:
                 raise PathwayMismatchError(
@@ -38,18 +42,3 @@ def mask_transform(masks: Sequence[torch.Tensor] | None, record: list | None = N
         return out
 
     return transform
-
-
-def masked_logits(
-    model,
-    inputs: torch.Tensor,
-    masks: Sequence[torch.Tensor] | None,
-    activations: Sequence[str] = ("relu",),
-) -> torch.Tensor:
-    """Logits (B, K) of the network restricted to ``masks`` (None: the full network), no grad."""
-    from pathwaygrad._guard import preserved
-
-    runner = ActivationRunner(model, activations)
-    with preserved(model), torch.no_grad():
-        out, _, _ = runner.forward(inputs, mask_transform(masks))
-    return out

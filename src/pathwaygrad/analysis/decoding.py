@@ -211,7 +211,7 @@ def decode_pathways(
 ) -> dict:
     """Decode the full network and each method's pathway of every example of ``inputs``.
 
-    ``pathway_set``: a :class:`~pathwaygrad.analysis._specs.PathwaySet` of ``inputs`` (with
+    ``pathway_set``: a :class:`~pathwaygrad.analysis.pathways.PathwaySet` of ``inputs`` (with
     ``keep_scores=True`` for the methods' own neuron scores). Options go to :func:`decode`.
 
     Returns ``{"class": {name: DecodeResult}, "neuron": {label: DecodeResult},

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from pathwaygrad.analysis._masked import masked_logits
+from pathwaygrad.analysis.pathways import compute_pathways, full_pathway, pathway_specs
+from pathwaygrad.presets import ANALYSIS_METHODS
 
 __all__ = ["FidelityResult", "fidelity", "fidelity_analysis", "fidelity_records"]
 
@@ -25,10 +27,12 @@ def fidelity(model, inputs: torch.Tensor, pathway, full_logits: torch.Tensor | N
     ``prob`` (masked, softmax of the target), ``kept`` (1.0 where the masked network's argmax is
     the target), ``logit_ratio`` (masked / full logit) and ``sparsity`` (real percent pruned).
     """
+    import pathwaygrad as pg
+
     targets = pathway.targets.to(inputs.device)
     if full_logits is None:
-        full_logits = masked_logits(model, inputs, None, pathway.activations)
-    logits = masked_logits(model, inputs, pathway.masks, pathway.activations)
+        full_logits = pg.pathway_logits(model, inputs, full_pathway(pathway))
+    logits = pg.pathway_logits(model, inputs, pathway)
     full_logits, logits = full_logits.double(), logits.double()
     fl = full_logits.gather(1, targets[:, None]).squeeze(1)
     ml = logits.gather(1, targets[:, None]).squeeze(1)
@@ -109,21 +113,19 @@ class FidelityResult:
 def fidelity_analysis(
     model,
     data,
-    methods="neuron_intgrad,neuron_mct,dgr_ones,dgr_random,greedy,random",
+    methods: Any = ANALYSIS_METHODS,
     sparsities: Sequence[float] = (80.0, 90.0, 99.0),
     *,
     batch_size: int = 50,
     n_examples: int | None = None,
-    activations: Sequence[str] = ("relu",),
-    method_defaults: dict | None = None,
+    activations: Any = None,
     progress: bool = False,
 ) -> FidelityResult:
     """Fidelity of the pathways of ``methods`` over a dataset (arguments as
     :func:`pathwaygrad.analysis.overlap_analysis`)."""
     from pathwaygrad.analysis._dataset import iter_batches
-    from pathwaygrad.analysis._specs import apply_defaults, compute_pathways, parse_methods
 
-    specs = apply_defaults(parse_methods(methods), method_defaults)
+    specs = pathway_specs(methods)
     batches = []
     for x, _, idx in iter_batches(data, batch_size, n_examples, progress=progress, desc="fidelity"):
         ps = compute_pathways(model, x, specs, sparsities, activations=activations)

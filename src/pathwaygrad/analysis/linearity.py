@@ -29,13 +29,16 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from pathwaygrad._io import clean_json
 from pathwaygrad.analysis._masked import mask_transform
 from pathwaygrad.errors import UserError
+from pathwaygrad.presets import LINEARITY_METHODS
 from pathwaygrad.sites import ActivationRunner
 
 __all__ = [
@@ -498,9 +501,7 @@ class LinearityResult:
         return rows
 
     def summary(self) -> dict:
-        from pathwaygrad.analysis.overlap import _clean
-
-        return _clean(
+        return clean_json(
             {"settings": self.settings, "n_examples": len(self.index), "rows": self.rows()}
         )
 
@@ -508,13 +509,12 @@ class LinearityResult:
 def linearity_analysis(
     model,
     data,
-    methods="neuron_mct,random,dgr_ones,dgr_random",
+    methods: Any = LINEARITY_METHODS,
     sparsities: Sequence[float] = (90.0,),
     *,
     batch_size: int = 10,
     n_examples: int | None = None,
     activations: Sequence[str] = ("relu",),
-    method_defaults: dict | None = None,
     progress: bool = False,
     n_random: int = 16,
     radii: Sequence[float] = (1e-3, 1e-2, 1e-1, 1.0),
@@ -530,9 +530,9 @@ def linearity_analysis(
     Arguments as :func:`pathwaygrad.analysis.overlap_analysis` and :func:`local_linearity`.
     """
     from pathwaygrad.analysis._dataset import iter_batches
-    from pathwaygrad.analysis._specs import apply_defaults, compute_pathways, parse_methods
+    from pathwaygrad.analysis.pathways import compute_pathways, pathway_specs
 
-    specs = apply_defaults(parse_methods(methods), method_defaults)
+    specs = pathway_specs(methods)
     prep = prepare(model, dtype, activations)
     opts = dict(
         n_random=n_random,

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
+
+from pathwaygrad._io import clean_json
+from pathwaygrad.presets import ANALYSIS_METHODS
 
 __all__ = [
     "OverlapResult",
@@ -55,8 +59,12 @@ def _ratio(num: torch.Tensor, den: torch.Tensor, empty: float) -> torch.Tensor:
 def jaccard(a, b, layerwise: bool = False) -> torch.Tensor:
     """Jaccard index of two pathways per example: float64 (B,), or (B, calls) if ``layerwise``.
 
-    Two empty pathways (or calls) have Jaccard 1, as :meth:`pathwaygrad.Pathway.iou`.
+    Over all neurons this is :meth:`pathwaygrad.Pathway.iou` (for two Pathways); per call (and
+    for plain lists of masks) it is computed from :func:`layer_counts`. Two empty pathways (or
+    calls) have Jaccard 1.
     """
+    if not layerwise and hasattr(a, "iou"):
+        return a.iou(b).double()
     inter, union, _, _ = layer_counts(a, b)
     if layerwise:
         return _ratio(inter, union, 1.0)
@@ -93,7 +101,7 @@ def jaccard_matrix(pathways: Sequence, layerwise: bool = False) -> torch.Tensor:
 
 
 def overlap_records(pathway_set, indices: Sequence[int]) -> dict:
-    """Overlap numbers of one batch (a :class:`~pathwaygrad.analysis._specs.PathwaySet`).
+    """Overlap numbers of one batch (a :class:`~pathwaygrad.analysis.pathways.PathwaySet`).
 
     Returns ``{sparsity: {"jaccard": (B, M, M), "layer_jaccard": (B, calls, M, M),
     "dead": (B, M), "layer_dead": (B, calls, M), "sparsity": (B, M), "layer_sparsity":
@@ -200,7 +208,7 @@ class OverlapResult:
                 "layer_dead_share_std": self.std("layer_dead", s).tolist(),
                 "layer_real_sparsity_mean": self.mean("layer_sparsity", s).tolist(),
             }
-        return _clean(out)
+        return clean_json(out)
 
 
 def _nanmean(a: np.ndarray) -> np.ndarray:
@@ -219,27 +227,15 @@ def _nanstd(a: np.ndarray) -> np.ndarray:
         return np.nanstd(a, axis=0)
 
 
-def _clean(obj):
-    """Replace NaN/inf floats by None so the JSON is standard."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
-
-
 def overlap_analysis(
     model,
     data,
-    methods="neuron_intgrad,neuron_mct,dgr_ones,dgr_random,greedy,random",
+    methods: Any = ANALYSIS_METHODS,
     sparsities: Sequence[float] = (80.0, 90.0, 99.0),
     *,
     batch_size: int = 50,
     n_examples: int | None = None,
-    activations: Sequence[str] = ("relu",),
-    method_defaults: dict | None = None,
+    activations: Any = None,
     progress: bool = False,
 ) -> OverlapResult:
     """Jaccard matrix and dead shares of the pathways of ``methods`` over a dataset.
@@ -248,17 +244,18 @@ def overlap_analysis(
         model: the network (``nn.Module`` or callable, inputs (B, ...) -> logits (B, K)).
         data: a tensor (N, ...), a dataset of ``(input, label)`` items, or an iterable of
             batches (tensors or ``(inputs, labels)`` tuples).
-        methods: method specs (see :func:`pathwaygrad.analysis.parse_methods`).
+        methods: pathway methods in the grammar of :mod:`pathwaygrad.specs`
+            (``"neuron_mct;dgr:init=random,iterations=100"``, a list, or specs).
         sparsities: percent pruned, e.g. (80, 90, 99).
-        method_defaults: per method name, extra options (e.g. ``{"dgr": {"iterations": 100}}``).
+        activations: activation kinds holding neurons (None: the core's default).
 
     Returns:
         an :class:`OverlapResult` (per-example arrays, ``mean``/``std``/``summary``).
     """
     from pathwaygrad.analysis._dataset import iter_batches
-    from pathwaygrad.analysis._specs import apply_defaults, compute_pathways, parse_methods
+    from pathwaygrad.analysis.pathways import compute_pathways, pathway_specs
 
-    specs = apply_defaults(parse_methods(methods), method_defaults)
+    specs = pathway_specs(methods)
     batches = []
     sites = None
     for x, _, idx in iter_batches(data, batch_size, n_examples, progress=progress, desc="overlap"):

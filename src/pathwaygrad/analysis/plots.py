@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pathwaygrad._io import save_figure
+
 
 def _plt():
     import matplotlib
@@ -45,7 +47,7 @@ def jaccard_heatmaps(result, path: str | os.PathLike, *, percent: bool = True) -
         ax.set_yticks(range(m), result.display, fontsize=7)
         ax.set_title(f"Jaccard {'%' if percent else ''} at sparsity {s:g}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -76,7 +78,7 @@ def layerwise_curves(result, path: str | os.PathLike, reference: int = 0) -> Non
     axes[0, 0].legend(fontsize=7)
     axes[1, 0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -99,7 +101,7 @@ def fidelity_curves(result, path: str | os.PathLike) -> None:
         ax.set_xlabel("sparsity %")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -139,7 +141,7 @@ def radius_plot(result, path: str | os.PathLike) -> None:
     ax.set_title("linearisation error |f(x+d)-f(x)-g.d| / |f(x+d)-f(x)|", fontsize=9)
     ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -198,5 +200,5 @@ def decode_figure(
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
