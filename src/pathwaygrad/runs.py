@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import platform
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -119,7 +120,7 @@ def check_writable(out: str | os.PathLike, *, option: str = "--out") -> Path:
         probe_dir = parent
     if probe_dir.exists() and not probe_dir.is_dir():
         raise UserError(f"{option} {out}: {probe_dir} is a file, not a folder: choose another path")
-    probe = probe_dir / f"{TEMP_PREFIX}{os.getpid()}.probe"
+    probe = probe_dir / f"{TEMP_PREFIX}{os.getpid()}.{secrets.token_hex(4)}.probe"
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
