@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import Subset, TensorDataset
 
+from pathwaygrad._io import TEMP_PREFIX
 from pathwaygrad.errors import UserError
 from pathwaygrad.training import (
     augment_batch,
@@ -70,7 +71,8 @@ def test_best_validation_weights_are_restored(tmp_path):
     saved = torch.load(tmp_path / "best.pt", weights_only=True)
     for k, v in model.state_dict().items():
         assert torch.equal(saved[k], v)
-    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(TEMP_PREFIX)]
+    assert not leftovers and not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temp files
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
