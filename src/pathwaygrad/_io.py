@@ -31,7 +31,7 @@ import shutil
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from pathwaygrad.errors import UserError
 
@@ -77,9 +77,8 @@ def _proc_umask() -> int | None:
     return None
 
 
-_IMPORT_UMASK = _proc_umask()
-if _IMPORT_UMASK is None:
-    _IMPORT_UMASK = _read_umask_at_import()
+_PROC_UMASK = _proc_umask()
+_IMPORT_UMASK: int = _PROC_UMASK if _PROC_UMASK is not None else _read_umask_at_import()
 
 
 def current_umask() -> int:
@@ -107,7 +106,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
     """Remove temporary files in ``folder`` left by processes that are no longer alive.
 
     Only files and folders named ``.pgtmp.<pid>.<random>.<name>`` whose pid is not a live process
@@ -115,7 +114,7 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     """
     removed: list[Path] = []
     try:
-        entries = list(os.scandir(folder))
+        entries = list(os.scandir(os.fspath(folder)))
     except OSError:
         return removed
     for entry in entries:
@@ -294,7 +293,9 @@ def load_json(path: str | os.PathLike) -> Any:
         ) from exc
 
 
-def load_npy(path: str | os.PathLike, *, mmap_mode: str | None = None) -> Any:
+def load_npy(
+    path: str | os.PathLike, *, mmap_mode: Literal["r+", "r", "w+", "c"] | None = None
+) -> Any:
     """``np.load`` without pickles (a pickled ``.npy`` cannot run code); corrupt -> ``UserError``."""
     import numpy as np
 

@@ -25,8 +25,9 @@ import copy
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -56,8 +57,9 @@ def _fast_source(dataset: Dataset):
     if isinstance(dataset, TensorDataset):
         images, labels = dataset.tensors[0], dataset.tensors[1]
         return lambda idx: (images[idx], labels[idx])
-    if callable(getattr(dataset, "get_batch", None)):
-        return dataset.get_batch
+    get_batch = getattr(dataset, "get_batch", None)
+    if callable(get_batch):
+        return get_batch
     if isinstance(dataset, Subset):
         inner = _fast_source(dataset.dataset)
         if inner is None:
@@ -65,6 +67,11 @@ def _fast_source(dataset: Dataset):
         mapping = torch.as_tensor(list(dataset.indices), dtype=torch.long)
         return lambda idx: inner(mapping[idx])
     return None
+
+
+def _len(dataset: Dataset) -> int:
+    """``len(dataset)``: every dataset used here has one (``Dataset`` does not declare it)."""
+    return len(cast(Sized, dataset))
 
 
 def iterate_batches(
@@ -78,7 +85,7 @@ def iterate_batches(
 
     ``shuffle`` draws the order from ``generator`` (reproducible when it is seeded).
     """
-    n = len(dataset)
+    n = _len(dataset)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     fetch = _fast_source(dataset)
     if fetch is not None:
@@ -120,7 +127,7 @@ def train_val_split(
     """Split ``dataset`` at random into (train, validation) subsets; the paper keeps 1/8 for validation."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
-    n = len(dataset)
+    n = _len(dataset)
     n_val = max(1, int(round(n * val_fraction)))
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     return Subset(dataset, order[n_val:]), Subset(dataset, order[:n_val])
@@ -220,7 +227,7 @@ def train_classifier(
         raise ValueError(f"epochs must be >= 0, got {epochs}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if len(train_set) == 0:
+    if _len(train_set) == 0:
         raise ValueError("the training set is empty")
     device = _model_device(model, device)
     model.to(device)
@@ -241,8 +248,8 @@ def train_classifier(
         "lr_gamma": float(lr_gamma),
         "augment": bool(augment),
         "seed": int(seed),
-        "train_size": len(train_set),
-        "val_size": len(val_set) if val_set is not None else None,
+        "train_size": _len(train_set),
+        "val_size": _len(val_set) if val_set is not None else None,
     }
     ckpt_path = Path(checkpoint_dir) / LAST_CHECKPOINT if checkpoint_dir is not None else None
     if ckpt_path is not None and ckpt_path.exists():
@@ -281,7 +288,7 @@ def train_classifier(
     if progress:
         from tqdm.auto import tqdm
 
-        n_batches = math.ceil(len(train_set) / batch_size)
+        n_batches = math.ceil(_len(train_set) / batch_size)
         pbar = tqdm(total=max(0, epochs - start_epoch) * n_batches, unit="batch", desc="train")
     try:
         for epoch in range(start_epoch, epochs):

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import Subset
 
 from pathwaygrad.cli.explain import HelpFormatter
 from pathwaygrad.errors import UserError
@@ -169,7 +170,7 @@ def _remove_unmanaged_checkpoints(out: Path) -> None:
 
 def run(args) -> int:
     from pathwaygrad._io import save_torch, write_json
-    from pathwaygrad.data import load_cifar10
+    from pathwaygrad.data import ArrayImageDataset, load_cifar10
     from pathwaygrad.models import load_model, model_info
     from pathwaygrad.runs import check_writable, open_run
     from pathwaygrad.training import evaluate_accuracy, train_classifier, train_val_split
@@ -194,21 +195,22 @@ def run(args) -> int:
         _check_epochs(out, settings, args.epochs)
     run_info = {"data": data_name, "epochs": args.epochs, "device": args.device}
     with open_run(out, "train", settings, overwrite=args.overwrite, info=run_info) as run_dir:
+        train_set: ArrayImageDataset | Subset = train
         val = None
         if args.val_fraction > 0:
-            train, val = train_val_split(train, args.val_fraction, seed=args.seed)
+            train_set, val = train_val_split(train, args.val_fraction, seed=args.seed)
 
         torch.manual_seed(args.seed)
         model = load_model(args.model, num_classes=len(test.classes))
         print(
-            f"training {args.model} on {len(train)} images"
+            f"training {args.model} on {len(train_set)} images"
             + (f" (validation {len(val)})" if val is not None else "")
             + f" for {args.epochs} epochs; checkpoints in {out}"
         )
         t0 = time.perf_counter()
         record = train_classifier(
             model,
-            train,
+            train_set,
             val,
             epochs=args.epochs,
             batch_size=args.batch_size,
@@ -241,7 +243,7 @@ def run(args) -> int:
         result = {
             "model": args.model,
             "data": data_name,
-            "train_images": len(train),
+            "train_images": len(train_set),
             "val_images": len(val) if val is not None else 0,
             "test_images": len(test),
             "test_accuracy": test_acc,

@@ -59,7 +59,7 @@ class ArrayImageDataset(Dataset):
         """Images (B, C, H, W) float32 normalised, labels (B,) int64 for ``indices`` (B,)."""
         idx = np.asarray(indices, dtype=np.int64)
         x = torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2).float().div_(255.0)
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:
             x = (x - self.mean) / self.std
         return x.contiguous(), torch.from_numpy(self.labels[idx])
 

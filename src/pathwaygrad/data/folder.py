@@ -90,7 +90,7 @@ def load_image_folder(
         from tqdm.auto import tqdm
 
         iterator = tqdm(files, desc=f"decoding {root.name}", unit="img")
-    arrays = []
+    arrays: list[np.ndarray] = []
     for f in iterator:
         arr = read_image_array(f, channels=3)
         if size is not None:

@@ -39,14 +39,15 @@ def read_image_array(path: str | os.PathLike, channels: int | None = 3) -> np.nd
     if path.is_dir():
         raise UserError(f"{path} is a folder, not an image file")
     try:
-        with Image.open(path) as img:
-            img.load()
+        with Image.open(path) as opened:
+            opened.load()
+            img: Image.Image = opened
             if channels == 3:
-                img = img.convert("RGB")
+                img = opened.convert("RGB")
             elif channels == 1:
-                img = img.convert("L")
-            elif img.mode not in ("L", "RGB", "RGBA"):
-                img = img.convert("RGB")
+                img = opened.convert("L")
+            elif opened.mode not in ("L", "RGB", "RGBA"):
+                img = opened.convert("RGB")
             arr = np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UserError(f"{path} is not a readable image file ({type(exc).__name__})") from exc
