@@ -473,7 +473,7 @@ def _load_batch(path: Path, x: torch.Tensor, key: str) -> dict | None:
 
 
 def _run(
-    model: Any, data: Any, cfg: AnalysisConfig, run: Any, progress: bool, info: dict, key: str
+    model: Any, data: Any, cfg: AnalysisConfig, run: Any, progress: bool, info: dict, run_key: str
 ) -> dict:
     from pathwaygrad.analysis.decoding import DecodeResult
 
@@ -505,13 +505,13 @@ def _run(
         k_lin = min(lin_left, len(x))
         lin_left -= k_lin
         path = out / PARTIAL / f"batch_{number:05d}.pt"
-        saved = _load_batch(path, x, key)
+        saved = _load_batch(path, x, run_key)
         if saved is not None:
             resumed += 1
             rec = _to_numpy(saved["records"])
             sites = saved["sites"]
-            for key, t in saved["timings"].items():
-                timings[key] += t
+            for stage, t in saved["timings"].items():
+                timings[stage] += t
         else:
             rec, sites, spent = _analyse_batch(
                 model,
@@ -528,10 +528,10 @@ def _run(
                 progress,
             )
             prep = spent.pop("prep")
-            for key, t in spent.items():
-                timings[key] += t
+            for stage, t in spent.items():
+                timings[stage] += t
             payload = {
-                "settings": key,
+                "settings": run_key,
                 "inputs": _batch_hash(x),
                 "index": torch.as_tensor(idx),
                 "sites": sites,
