@@ -1,9 +1,65 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
 import pytest
 import torch
 
+from . import processes
 from .synthetic import cnn, make_data, mlp, train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "ray: starts Ray; runs only with loopback-only networking (see processes.py)"
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_tests():
+    """Every process the evaluation tests start (worker pools, Ray's head, raylets and workers, the
+    driver subprocesses of the kill tests) inherits a session marker in its environment; at the
+    end of the session none of them may still run."""
+    value = os.environ.setdefault(processes.MARKER, uuid.uuid4().hex)
+    yield
+    left = processes.wait_gone(lambda: processes.with_env(processes.MARKER, value), timeout=60)
+    assert not left, "processes left running: " + "; ".join(
+        f"{p}: {processes.cmdline(p)}" for p in left
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """A ``ray`` test outside a loopback-only network namespace runs itself again inside a new
+    one (``unshare -n``, loopback up) and passes or fails with that run; only where that is
+    impossible (no root / unshare / ip) is it skipped, with the reason."""
+    if pyfuncitem.get_closest_marker("ray") is None or processes.loopback_only():
+        return None
+    if os.environ.get("PATHWAYGRAD_TEST_IN_NETNS"):  # never recurse
+        pytest.fail(f"still not loopback-only inside the namespace: {processes.interfaces()}")
+    if not processes.can_unshare():
+        pytest.skip("Ray tests need loopback-only networking: run as root with unshare and ip")
+    argv = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", pyfuncitem.nodeid]
+    marker = uuid.uuid4().hex  # the re-run's own session marker: its processes checked here too
+    env = {**os.environ, processes.MARKER: marker, "PATHWAYGRAD_TEST_IN_NETNS": "1"}
+    proc = subprocess.run(
+        processes.netns_command(argv), cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"{pyfuncitem.nodeid} inside a loopback-only namespace failed:\n"
+            + (proc.stdout + proc.stderr)[-6000:],
+            pytrace=False,
+        )
+    left = processes.wait_gone(lambda: processes.with_env(processes.MARKER, marker), timeout=60)
+    assert not left, f"processes of the namespace run left running: {left}"
+    return True
 
 
 @pytest.fixture(scope="package", autouse=True)

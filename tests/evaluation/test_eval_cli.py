@@ -12,10 +12,10 @@ from pathwaygrad.evaluation import read_csv
 
 def _shared_available() -> bool:
     try:
-        from pathwaygrad.cli.evaluate import _pretrained_resnet20
         from pathwaygrad.data import shared_cifar10_archive
+        from pathwaygrad.models.named import shared_weights_path
 
-        _pretrained_resnet20()
+        shared_weights_path("resnet20")
         return shared_cifar10_archive() is not None
     except Exception:  # noqa: BLE001
         return False
@@ -29,14 +29,13 @@ needs_shared = pytest.mark.skipif(
 @pytest.mark.shared
 @needs_shared
 def test_sanity_and_road_commands_write_results(tmp_path):
-    out = tmp_path / "sanity"
     assert (
         main(
             [
                 "evaluate",
                 "sanity",
                 "--out",
-                str(out),
+                str(tmp_path),
                 "--n-images",
                 "4",
                 "--methods",
@@ -47,6 +46,7 @@ def test_sanity_and_road_commands_write_results(tmp_path):
         )
         == 0
     )
+    out = tmp_path / "sanity"  # one run folder per protocol
     rows = read_csv(out / "results.csv")
     assert {r["method"] for r in rows} == {"gradient", "edge"}
     assert len(rows) == 2 * 13  # original + 12 units of the ResNet-20, per method
@@ -55,14 +55,13 @@ def test_sanity_and_road_commands_write_results(tmp_path):
     assert summary["protocol"] == "sanity" and summary["settings"]["init"] == "paper"
     assert (out / "sanity.png").stat().st_size > 1000
 
-    out = tmp_path / "road"
     assert (
         main(
             [
                 "evaluate",
                 "road",
                 "--out",
-                str(out),
+                str(tmp_path),
                 "--n-images",
                 "10",
                 "--fractions",
@@ -73,8 +72,16 @@ def test_sanity_and_road_commands_write_results(tmp_path):
         )
         == 0
     )
+    out = tmp_path / "road"
     rows = read_csv(out / "results.csv")
     assert len(rows) == 2 * 2 * 2 and (out / "road.png").exists()
+    # the second protocol into the same --out left the first one's results alone
+    assert len(read_csv(tmp_path / "sanity" / "results.csv")) == 2 * 13
+    for protocol in ("sanity", "road"):
+        manifest = json.loads((tmp_path / protocol / "manifest.json").read_text())
+        assert manifest["status"] == "finished"
+        assert manifest["command"] == f"evaluate {protocol}"
+        assert json.loads((tmp_path / protocol / "command.json").read_text())["settings"]
 
 
 @pytest.mark.shared
@@ -99,12 +106,14 @@ def test_roar_command_resumes(tmp_path, capsys):
         "sequential",
     ]
     assert main(args) == 0
-    rows = read_csv(tmp_path / "results.csv")
+    out = tmp_path / "roar"
+    rows = read_csv(out / "results.csv")
     assert [r["method"] for r in rows] == ["base", "edge", "random_ranking"]
-    assert (tmp_path / "roar.png").exists()
+    assert (out / "roar.png").exists()
     before = {r["key"]: r["accuracy"] for r in rows}
-    assert main(args) == 0  # a rerun reuses every cell
-    after = {r["key"]: r["accuracy"] for r in read_csv(tmp_path / "results.csv")}
+    # a rerun reuses every cell, also with another executor (not part of the run's settings)
+    assert main([*args[:-1], "local"]) == 0
+    after = {r["key"]: r["accuracy"] for r in read_csv(out / "results.csv")}
     assert before == after
 
 
@@ -113,3 +122,55 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--fractions" in err and "Traceback" not in err
     assert main(["evaluate", "sanity", "--out", str(tmp_path), "--weights", "x.pt"]) == 2
+
+
+def test_every_method_is_checked_before_any_work(tmp_path, capsys):
+    # a bad name after a good one: refused before the gradient protocol (or any loading) starts
+    code = main(["evaluate", "perturbation", "--out", str(tmp_path), "--methods", "gradient;foo"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "'foo'" in err and "Traceback" not in err
+    assert not (tmp_path / "perturbation").exists()
+    # a bad option value too
+    code = main(
+        ["evaluate", "roar", "--out", str(tmp_path), "--methods", "neuron_mct:sparsity=150"]
+    )
+    assert code == 2 and "sparsity" in capsys.readouterr().err
+    assert not (tmp_path / "roar").exists()
+    # Ray options without the Ray executor are a one-line error, before any work
+    code = main(["evaluate", "roar", "--out", str(tmp_path), "--ray-address", "auto"])
+    assert code == 2 and "--executor ray" in capsys.readouterr().err
+
+
+def test_tables_print_method_names_whole():
+    from pathwaygrad.evaluation.runner import print_rows
+
+    lines: list[str] = []
+    rows = [
+        {"method": "neuron_mct(sparsity=90)", "area": 0.25},
+        {"method": "NeuronIntGrad(steps=10)", "area": 0.5},
+    ]
+    print_rows(rows, ["method", "area"], lines.append)
+    text = "\n".join(lines)
+    assert "neuron_mct(sparsity=90)" in text and "NeuronIntGrad(steps=10)" in text
+    assert "0.2500" in text and len(lines) == 3
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+@needs_shared
+def test_perturbation_ranks_by_abs_by_default_and_says_so(tmp_path, capsys):
+    args = ["evaluate", "perturbation", "--out", str(tmp_path), "--n-images", "4"]
+    args += ["--methods", "edge", "--no-curves"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "ranking pixels by |map|" in out and "(default)" in out
+    summary = json.loads((tmp_path / "perturbation" / "summary.json").read_text())
+    assert summary["settings"]["rank_by"] == "abs"
+    # --rank-by max into the same folder is another run: refused, the first run kept
+    assert main([*args, "--rank-by", "max"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--rank-by", "max", "--overwrite"]) == 0
+    assert "ranking pixels by the signed maximum" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "perturbation" / "summary.json").read_text())
+    assert summary["settings"]["rank_by"] == "max"

@@ -61,15 +61,25 @@ def model_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()[:12]
 
 
-def map_key(spec: MethodSpec, rank_by: str, target: str, data: str, model: str) -> dict:
+def map_key(
+    spec: MethodSpec,
+    rank_by: str,
+    target: str,
+    data: str,
+    model: str,
+    activations: tuple[str, ...] | None = None,
+) -> dict:
     """The cache key of one method's maps (``data``, ``model``: fingerprints)."""
-    return {
+    key = {
         "method": spec.describe(),
         "rank_by": rank_by,
         "target": target,
         "data": data,
         "model": model,  # maps of another model are not reused
     }
+    if activations is not None:  # absent for the default (ReLU), so older caches stay valid
+        key["activations"] = list(activations)
+    return key
 
 
 def _paths(root: Path, spec: MethodSpec, split: str, rank_by: str) -> tuple[Path, Path]:
@@ -94,6 +104,7 @@ class MapShard:
     batch_size: int
     device: str | None = None
     progress: bool = False
+    activations: tuple[str, ...] | None = None
 
 
 def map_shard(*, settings: MapShard, inputs: dict[str, Any]) -> np.ndarray:
@@ -117,6 +128,7 @@ def map_shard(*, settings: MapShard, inputs: dict[str, Any]) -> np.ndarray:
         batch_size=s.batch_size,
         progress=s.progress,
         desc=f"maps {s.spec.label} ({s.split})",
+        activations=s.activations,
     ):
         scores[start : start + maps.shape[0]] = pixel_scores(maps, s.rank_by, size=(h, w)).numpy()
     return scores
@@ -144,12 +156,13 @@ def compute_maps(
     shard_images: int = DEFAULT_SHARD_IMAGES,
     device: str | None = None,
     progress: bool = False,
+    activations: tuple[str, ...] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Train and test pixel scores of every spec (cached); returns label -> split -> ``.npy`` path.
 
     Missing maps are computed as :class:`MapShard` jobs: through ``executor`` when it
     ``shards_maps`` (``shard_images`` images per job, rounded to whole batches), else in this
-    process, one job per split.
+    process, one job per split. ``activations``: the activation kinds pathway methods select in.
     """
     sharded = executor is not None and executor.shards_maps
     out: dict[str, dict[str, str]] = {}
@@ -157,7 +170,8 @@ def compute_maps(
     pending: dict[tuple[str, str], dict] = {}
     for spec in specs:
         out[spec.label] = {}
-        key = map_key(spec, rank_by, target, data.fingerprint, model_key)
+        acts = activations if spec.is_pathway else None
+        key = map_key(spec, rank_by, target, data.fingerprint, model_key, acts)
         for split in SPLITS:
             path, meta_path = _paths(root, spec, split, rank_by)
             out[spec.label][split] = str(path)
@@ -185,6 +199,7 @@ def compute_maps(
                     batch_size=batch_size,
                     device=device if sharded else None,
                     progress=progress and not sharded,
+                    activations=activations,
                 )
                 key_ = f"maps-{safe_name(spec.label)}-{split}-{a}"
                 jobs.append(Job(key_, map_shard, {"settings": settings}, inputs))

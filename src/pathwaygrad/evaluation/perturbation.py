@@ -261,6 +261,7 @@ def pixel_perturbation(
     max_forward: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    activations: str | Sequence[str] | None = None,
 ) -> ResultTable:
     """LeRF / MoRF: relative drop of the original class's probability when pixels are removed.
 
@@ -268,7 +269,8 @@ def pixel_perturbation(
     expects them; ``methods``: see :func:`~pathwaygrad.evaluation._methods.resolve_methods`
     (``"random_ranking"`` gives the random baseline); ``targets``: None = each input's predicted
     class (the paper), or labels; ``fill``: see :func:`make_fill`; ``rank_by``: ``"max"`` /
-    ``"abs"``; ``seed``: tie-breaking and the random ranking.
+    ``"abs"``; ``seed``: tie-breaking and the random ranking; ``activations``: the activation
+    kinds pathway methods select neurons in (None: ReLUs; see :func:`pathwaygrad.select_pathway`).
 
     Returns a :class:`ResultTable` with one row per method x order x fraction: ``method``,
     ``order``, ``fraction``, ``relative_drop`` (mean over images), ``relative_drop_std``, ``prob``
@@ -287,7 +289,15 @@ def pixel_perturbation(
     rows, summary = [], {}
     for spec in specs:
         scores = method_pixel_scores(
-            model, x, t, spec, rank_by=rank_by, batch_size=batch_size, seed=seed, progress=progress
+            model,
+            x,
+            t,
+            spec,
+            rank_by=rank_by,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            activations=activations,
         )
         ranks = pixel_ranks(scores, seed=seed)
         summary[spec.label] = {}
@@ -357,6 +367,7 @@ def deletion_insertion(
     max_forward: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    activations: str | Sequence[str] | None = None,
 ) -> ResultTable:
     """Deletion and insertion curves (``steps`` + 1 points from 0 to 100 %) and their AUC.
 
@@ -375,7 +386,15 @@ def deletion_insertion(
     rows, summary = [], {}
     for spec in specs:
         scores = method_pixel_scores(
-            model, x, t, spec, rank_by=rank_by, batch_size=batch_size, seed=seed, progress=progress
+            model,
+            x,
+            t,
+            spec,
+            rank_by=rank_by,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            activations=activations,
         )
         ranks = pixel_ranks(scores, seed=seed)
         summary[spec.label] = {}

@@ -375,6 +375,7 @@ def road(
     solver: str = "auto",
     seed: int = 0,
     progress: bool = True,
+    activations: str | Sequence[str] | None = None,
 ) -> ResultTable:
     """ROAD with MoRF and LeRF orders.
 
@@ -414,7 +415,15 @@ def road(
     rows, summary = [], {}
     for spec in specs:
         scores = method_pixel_scores(
-            model, x, t, spec, rank_by=rank_by, batch_size=batch_size, seed=seed, progress=progress
+            model,
+            x,
+            t,
+            spec,
+            rank_by=rank_by,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            activations=activations,
         )
         ranks = pixel_ranks(scores, seed=seed)
         summary[spec.label] = {}

@@ -287,6 +287,7 @@ def _meta(
     factory: str,
     explain_given: bool,
     specs: list[MethodSpec],
+    activations: tuple[str, ...] | None,
 ) -> dict:
     return {
         **(PROTOCOL if list(modes) == ["roar"] else KAR_PROTOCOL).to_dict(),
@@ -305,6 +306,7 @@ def _meta(
             "n_train": data.n_train,
             "n_test": data.n_test,
             "explain_model": "given" if explain_given else "base model trained here (repeat 0)",
+            "activations": list(activations) if activations is not None else "relu",
         },
         "methods": [s.describe() for s in specs],
     }
@@ -335,6 +337,7 @@ def remove_and_retrain(
     map_shard_images: int = DEFAULT_SHARD_IMAGES,
     seed: int = 0,
     progress: bool = True,
+    activations: str | Sequence[str] | None = None,
 ) -> ResultTable:
     """ROAR and / or KAR over ``methods`` x ``fractions`` x ``repeats``; resumable in ``out_dir``.
 
@@ -350,7 +353,8 @@ def remove_and_retrain(
     (``epochs`` is required); ``executor``: ``"local"`` (worker processes), ``"sequential"``,
     ``"ray"`` (a local Ray instance) or an :class:`~._executor.Executor` such as
     ``RayExecutor(address="auto", num_cpus=4, num_gpus=1)``; ``map_shard_images``: images per map
-    task on executors that shard maps (Ray).
+    task on executors that shard maps (Ray); ``activations``: the activation kinds pathway methods
+    select neurons in (None: ReLUs).
 
     Returns a :class:`ResultTable`, one row per mode x method x fraction x repeat (``accuracy`` in
     [0, 1]); ``summary["cells"]`` has mean / std over repeats. Writes ``results.csv`` and
@@ -362,6 +366,8 @@ def remove_and_retrain(
     specs = [s for s in resolve_methods(methods) if not s.is_random_ranking]
     if include_random:
         specs.append(MethodSpec("random_ranking"))
+    acts = (activations,) if isinstance(activations, str) else activations
+    acts = tuple(acts) if acts is not None else None
     own_executor = not isinstance(executor, Executor)
     exe = make_executor(executor, workers)
     try:
@@ -389,6 +395,7 @@ def remove_and_retrain(
             map_shard_images=map_shard_images,
             seed=seed,
             progress=progress,
+            activations=acts,
         )
     finally:
         if own_executor:
@@ -417,6 +424,7 @@ def _protocol(
     map_shard_images: int,
     seed: int,
     progress: bool,
+    activations: tuple[str, ...] | None,
 ) -> ResultTable:
     data = stage_data(root, train_set, test_set)
     factory = _factory_name(model_factory)
@@ -447,6 +455,7 @@ def _protocol(
         factory,
         explain_model is not None,
         specs,
+        activations,
     )
     sweep = _Sweep(root, data, exe, common, cell, meta, progress)
 
@@ -480,6 +489,7 @@ def _protocol(
         shard_images=map_shard_images,
         device=device,
         progress=progress,
+        activations=activations,
     )
     # 3. cells
     meta["settings"]["explain_model_fingerprint"] = explainer
@@ -489,6 +499,8 @@ def _protocol(
             map_settings = {"method": spec.describe(), "rank_by": rank_by, "target": target}
             if not spec.is_random_ranking:
                 map_settings["explain_model"] = explainer
+                if activations is not None and spec.is_pathway:
+                    map_settings["activations"] = list(activations)
             for f in fr:
                 for r in range(repeats):
                     jobs.append(sweep.job(mode, spec, f, r, maps_of.get(spec.label), map_settings))
