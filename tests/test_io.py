@@ -93,6 +93,13 @@ def test_atomic_write_never_changes_the_umask_and_gives_open_s_mode(tmp_path, mo
     assert os.stat(path).st_mode & 0o777 == os.stat(tmp_path / "plain.txt").st_mode & 0o777
 
 
+def test_an_existing_file_keeps_its_mode_like_open_would(tmp_path):
+    path = write_text(tmp_path / "private.json", "old")
+    os.chmod(path, 0o600)
+    write_text(path, "new")
+    assert path.read_text() == "new" and os.stat(path).st_mode & 0o777 == 0o600
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()

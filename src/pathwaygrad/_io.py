@@ -5,8 +5,8 @@ place and fsyncs the folder, so an interruption (Ctrl-C, a killed job, a power c
 leaves either the old file or the new one, never a truncated one. Long runs (training, ROAR / KAR,
 reproduction steps, analysis tables) rely on this to resume without losing finished work.
 
-- The file gets the mode a plain ``open(path, "w")`` would give (``0o666 & ~umask``); the process
-  umask is read, never changed (changing it is not thread-safe).
+- The file gets the mode a plain ``open(path, "w")`` would give (an existing file's own mode, else
+  ``0o666 & ~umask``); the process umask is read, never changed (changing it is not thread-safe).
 - Temporary files are named ``.pgtmp.<pid>.<random>.<name>``. One left by a killed process (its pid
   no longer alive) is removed by the next write into that folder (checked once per folder and
   process).
@@ -28,6 +28,7 @@ import math
 import os
 import secrets
 import shutil
+import stat
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -174,10 +175,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
     _clean_once(folder)
-    mode = 0o666 & ~current_umask()
+    try:  # like open(path, "w"): an existing file keeps its mode, a new one gets 0o666 & ~umask
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o666 & ~current_umask()
     tmp = folder / f"{TEMP_PREFIX}{os.getpid()}.{secrets.token_hex(4)}.{path.name[:_NAME_KEEP]}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
