@@ -244,6 +244,8 @@ def test_explain_delegates_to_pg_explain_with_the_options():
     assert torch.equal(spec.explain(model, x, t), want)
     grad = parse_method("gradient").explain(model, x, t)
     assert torch.equal(grad, pg.explain(model, x, "gradient", target=t))
+    ig = parse_method("integrated_gradients:n_steps=4").explain(model, x, t)
+    assert torch.equal(ig, pg.explain(model, x, "integrated_gradients", target=t, n_steps=4))
     edge = parse_method("edge").explain(model, x, t)
     assert edge.shape == (2, 1, 8, 8)
     with pytest.raises(UserError, match="random_ranking"):

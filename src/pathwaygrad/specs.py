@@ -351,6 +351,9 @@ ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "dgr_random": ("dgr", {"init": "random"}),
 }
 
+# Parameters of pathwaygrad.explain that an option of the same name would collide with.
+_EXPLAIN_PARAMS = {"model", "inputs", "method", "target", "additional_forward_args"}
+
 # Display of DGR's two initialisations (the paper's figures).
 _DGR_INIT = {"ones": "init=1", "random": "init=r"}
 
@@ -562,9 +565,15 @@ class MethodSpec:
             import pathwaygrad as pg
 
             kwargs = self.kwargs
+            # An option named like a parameter of pg.explain (integrated_gradients' Captum
+            # ``method``) is passed only when set to something else than its default, which is
+            # then the core's own default anyway.
+            for key in _EXPLAIN_PARAMS & set(kwargs):
+                if kwargs[key] == self.info.options[key].default:  # type: ignore[union-attr]
+                    del kwargs[key]
             if self.is_pathway and activations is not None:
                 kwargs["activations"] = activations
-            out = pg.explain(model, inputs, self.name, target=targets, **kwargs)
+            out = pg.explain(model, inputs, self.name, targets, **kwargs)
         out = torch.as_tensor(out).detach().float()
         if out.ndim == 3:
             out = out.unsqueeze(1)
