@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
+from pathwaygrad.errors import UserError
 from pathwaygrad.evaluation.sanity import (
     randomization_units,
     reinitialize,
@@ -84,3 +87,98 @@ def test_units_of_a_resnet():
     assert "layer2.0" in units and len(units) == 1 + 9 + 2  # fc, 9 blocks, bn1, conv1
     assert "layer2.0.conv1" in randomization_units(build_model("resnet20"), "layers")
     cnn()  # the synthetic CNN builds
+
+
+# ------------------------------------------------------------------ seeds and conventions (#17)
+def _rgb_cnn() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 6, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(6, 6, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(6 * 8 * 8, 3),
+    ).eval()
+
+
+def test_seeds_spread_and_seed_zero_unchanged():
+    from pathwaygrad.evaluation.sanity import summarize_seeds
+
+    model = _rgb_cnn()
+    x = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    methods = [("gradient", gradient_map)]
+    one = sanity_check(model, x, methods, progress=False)
+    many = sanity_check(model, x, methods, seeds=[0, 1, 2], progress=False)
+    units = randomization_units(model)
+    assert len(many) == 3 * (1 + len(units))
+    assert sorted({r["seed"] for r in many}) == [0, 1, 2]
+    # seed 0 of a multi-seed run is exactly the single-seed run (the committed numbers)
+    zero = [r for r in many if r["seed"] == 0]
+    assert [(r["step"], r["spearman"], r["ssim"]) for r in zero] == [
+        (r["step"], r["spearman"], r["ssim"]) for r in one
+    ]
+    # other seeds are other draws
+    first = {r["seed"]: r["spearman"] for r in many if r["step"] == 1}
+    assert len({round(v, 12) for v in first.values()}) == 3
+    # the spread over seeds, against numpy
+    spread = {(r["method"], r["step"]): r for r in summarize_seeds(many)}
+    v = np.array([first[s] for s in (0, 1, 2)])
+    row = spread[("gradient", 1)]
+    assert row["seeds"] == 3
+    assert row["spearman"] == pytest.approx(v.mean())
+    assert row["spearman_sd"] == pytest.approx(v.std(ddof=1))
+    assert (row["spearman_min"], row["spearman_max"]) == (v.min(), v.max())
+    assert row["spearman_std"] == row["spearman_sd"]  # plots with plot_sanity
+    assert spread[("gradient", 0)]["spearman"] == pytest.approx(1.0)
+    assert spread[("gradient", 0)]["spearman_sd"] == 0.0
+    # summary: means over seeds, with the spread
+    s = many.summary["gradient"]
+    assert s["first_step"]["spearman"] == pytest.approx(v.mean())
+    assert s["first_step_spread"]["spearman"]["max"] == v.max()
+    with pytest.raises(UserError):
+        sanity_check(model, x, methods, seeds=[1, 1], progress=False)
+
+
+def test_quantus_convention_is_spearman_of_abs_full_maps():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((2, 4, 3, 9, 9))
+    sims = similarity(a, b, ["spearman_abs_full"])
+    for i in range(4):
+        ref = spearmanr(np.abs(a[i]).ravel(), np.abs(b[i]).ravel()).statistic
+        assert sims["spearman_abs_full"][i] == pytest.approx(ref, abs=1e-12)
+    # in sanity_check it is computed on the full 3-channel maps, not on the 2-D reduction
+    model = _rgb_cnn()
+    x = torch.randn(5, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    table = sanity_check(model, x, [("gradient", gradient_map)], progress=False)
+    net = copy.deepcopy(model)
+    reinitialize(net[5], "paper", seed=1)  # step 1 of seed 0: the top layer, draw 0 * 2**20 + 1
+    t = model(x).argmax(1)
+    ref_maps, new_maps = gradient_map(model, x, t), gradient_map(net, x, t)
+    expected = np.mean(
+        [
+            spearmanr(ref_maps[i].abs().flatten(), new_maps[i].abs().flatten()).statistic
+            for i in range(5)
+        ]
+    )
+    row = next(r for r in table if r["step"] == 1)
+    assert row["spearman_abs_full"] == pytest.approx(expected, abs=1e-9)
+    assert row["spearman_abs_full"] != pytest.approx(row["spearman_abs"], abs=1e-6)
+
+
+def test_default_reinitialisation_is_the_papers_everywhere():
+    import inspect
+
+    from pathwaygrad.evaluation.sanity import DEFAULT_INIT
+    from pathwaygrad.presets import REPRODUCTION
+
+    assert DEFAULT_INIT == "paper"
+    assert inspect.signature(sanity_check).parameters["init"].default == DEFAULT_INIT
+    # the reproduction's headline (its first re-initialisation) is the same
+    for preset in REPRODUCTION.values():
+        if "sanity" in preset.experiments:
+            assert preset.sanity_inits[0] == DEFAULT_INIT
+    # and five seeds of the randomisation in the quick preset
+    assert len(REPRODUCTION["quick"].draw_seeds) >= 5

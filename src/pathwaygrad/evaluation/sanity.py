@@ -14,10 +14,18 @@ similarity that stays near 1 means the method ignores the weights (an edge detec
   expanded, keeping those that hold parameters; ``"layers"``: every module with parameters of its
   own (conv, linear, BatchNorm); or an explicit list of module names, in the order to randomise.
 - Similarity, per image, of 2-D maps (per pixel the channel value of largest magnitude, sign kept,
-  divided by the image's max |map|): ``spearman`` (rank correlation of the signed maps),
-  ``spearman_abs`` (of |map|), ``ssim`` (scikit-image, window 5, on |map| in [0, 1]) and ``hog``
-  (Pearson correlation of scikit-image HOG features of |map|, 16 x 16 pixel cells, or half the
-  image side when smaller). Lower similarity after randomisation = the method passes.
+  divided by the image's max |map|): ``spearman`` (rank correlation of the signed maps: the
+  paper's convention), ``spearman_abs`` (of |map|), ``ssim`` (scikit-image, window 5, on |map| in
+  [0, 1]) and ``hog`` (Pearson correlation of scikit-image HOG features of |map|, 16 x 16 pixel
+  cells, or half the image side when smaller); and of the full maps as the methods return them
+  (every channel): ``spearman_abs_full`` (rank correlation of |map| over all channels and pixels:
+  Quantus's ``MPRT`` default, ``abs=True`` with ``correlation_spearman`` on the flattened map).
+  Lower similarity after randomisation = the method passes. The two conventions can disagree:
+  signed 2-D Spearman falls to about 0 for Gradient and pathway gradient after the top layer,
+  while the absolute full-map Spearman stays near 0.4-0.5 (the magnitude pattern survives).
+- ``seeds``: the randomisation is a random draw, so run several (``seeds=range(5)``) and read the
+  spread with :func:`summarize_seeds` (mean, sd, min, max over seeds per method and step). The
+  unit randomised at step ``k`` with seed ``s`` is drawn from seed ``s * 2**20 + k``.
 
 The user's model is never touched: randomisation happens on deep copies. Targets stay fixed at the
 original model's predicted classes (or the given targets) at every step.
@@ -40,6 +48,7 @@ from pathwaygrad.evaluation._methods import explain_in_batches, predict, resolve
 from pathwaygrad.evaluation._results import ResultTable
 
 __all__ = [
+    "DEFAULT_INIT",
     "MEASURES",
     "PROTOCOL",
     "randomization_units",
@@ -47,16 +56,23 @@ __all__ = [
     "reinitialize",
     "sanity_check",
     "similarity",
+    "summarize_seeds",
 ]
 
 PROTOCOL = ProtocolInfo(
     name="sanity",
     summary="Randomise the model layer by layer; similarity of each map to the original map.",
     needs=("model", "inputs (N, C, H, W)", "methods"),
-    scores={m: LOWER for m in ("spearman", "spearman_abs", "ssim", "hog")},
+    scores={m: LOWER for m in ("spearman", "spearman_abs", "ssim", "hog", "spearman_abs_full")},
     reference="Adebayo et al. NeurIPS 2018; Khakzar et al. CVPR 2021 sec. 4.1",
 )
-MEASURES = ("spearman", "spearman_abs", "ssim", "hog")
+MEASURES = ("spearman", "spearman_abs", "ssim", "hog", "spearman_abs_full")
+#: Measures of the full (C, H, W) maps; the others compare the 2-D maps of :func:`reduce_maps`.
+FULL_MAP_MEASURES = ("spearman_abs_full",)
+#: The re-initialisation of the paper (section 3.4: every parameter from N(0, 0.1)): the default
+#: of :func:`sanity_check`, of ``pathwaygrad evaluate sanity`` and the reproduction's headline.
+DEFAULT_INIT = "paper"
+_SEED_STRIDE = 2**20  # draw of (seed, step): seed * stride + step (seed 0: the step number)
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
@@ -162,17 +178,19 @@ def similarity(
 ) -> dict[str, np.ndarray]:
     """Per-image similarity of 2-D maps ``a``, ``b`` (B, H, W) from :func:`reduce_maps`.
 
-    Returns ``{measure: (B,) float}``; NaN where a map is constant (a correlation is undefined).
+    ``spearman_abs_full`` compares |a| and |b| flattened per image, whatever their shape: give it
+    the full (B, C, H, W) maps (Quantus's convention). Returns ``{measure: (B,) float}``; NaN where
+    a map is constant (a correlation is undefined).
     """
     from scipy.stats import rankdata
 
-    bsz, h, w = a.shape
+    bsz, h, w = a.shape[0], a.shape[-2], a.shape[-1]
     fa, fb = a.reshape(bsz, -1), b.reshape(bsz, -1)
     out: dict[str, np.ndarray] = {}
     for m in measures:
         if m == "spearman":
             out[m] = _rowwise_pearson(rankdata(fa, axis=1), rankdata(fb, axis=1))
-        elif m == "spearman_abs":
+        elif m in ("spearman_abs", "spearman_abs_full"):
             out[m] = _rowwise_pearson(rankdata(np.abs(fa), axis=1), rankdata(np.abs(fb), axis=1))
         elif m == "ssim":
             from skimage.metrics import structural_similarity
@@ -197,9 +215,20 @@ def similarity(
     return out
 
 
-def _maps(model, x, targets, spec, batch_size) -> np.ndarray:
+def _maps(model, x, targets, spec, batch_size) -> tuple[np.ndarray, np.ndarray]:
+    """The 2-D maps of :func:`reduce_maps` and the full maps (float64, as returned)."""
     chunks = [m for _, m in explain_in_batches(model, x, targets, spec, batch_size=batch_size)]
-    return reduce_maps(torch.cat(chunks), size=tuple(x.shape[-2:]))
+    full = torch.cat(chunks).detach().float()
+    return reduce_maps(full, size=tuple(x.shape[-2:])), full.double().numpy()
+
+
+def _similarities(ref, new, measures: Sequence[str]) -> dict[str, np.ndarray]:
+    flat = [m for m in measures if m not in FULL_MAP_MEASURES]
+    full = [m for m in measures if m in FULL_MAP_MEASURES]
+    sims = similarity(ref[0], new[0], flat) if flat else {}
+    if full:
+        sims.update(similarity(ref[1], new[1], full))
+    return {m: sims[m] for m in measures}
 
 
 def sanity_check(
@@ -208,12 +237,13 @@ def sanity_check(
     methods,
     *,
     mode: str = "cascading",
-    init: str = "paper",
+    init: str = DEFAULT_INIT,
     granularity="blocks",
     measures: Sequence[str] = MEASURES,
     targets=None,
     batch_size: int = 64,
     seed: int = 0,
+    seeds: Sequence[int] | None = None,
     progress: bool = True,
 ) -> ResultTable:
     """Run the randomisation check; one row per method x step.
@@ -221,12 +251,15 @@ def sanity_check(
     ``model``: an ``nn.Module`` (left untouched; copies are randomised); ``inputs`` (N, C, H, W);
     ``methods``: names / callables (see :func:`~._methods.resolve_methods`; pathway methods default
     to sparsity 70, the paper's setting here); ``mode``: ``"cascading"`` or ``"independent"``;
-    ``init``: ``"paper"`` or ``"default"``; ``granularity``: see :func:`randomization_units`.
+    ``init``: ``"paper"`` (default, the paper's N(0, 0.1)) or ``"default"`` (each layer's own
+    initialiser, as Quantus); ``granularity``: see :func:`randomization_units`; ``seeds``: the
+    randomisation draws to run (default ``[seed]``); the original maps are computed once.
 
-    Rows: ``method``, ``mode``, ``init``, ``step`` (0 = the untouched copy, then 1, 2, ...),
-    ``layer`` (the unit randomised at this step; ``"original"`` at step 0), then for each measure
-    its mean over images and ``<measure>_std``, and ``n``. ``summary[method]``: the measures after
-    the first step and after the last.
+    Rows: ``method``, ``mode``, ``init``, ``seed``, ``step`` (0 = the untouched copy, then 1, 2,
+    ...), ``layer`` (the unit randomised at this step; ``"original"`` at step 0), then for each
+    measure its mean over images and ``<measure>_std`` (over images), and ``n``.
+    ``summary[method]``: the measures after the first step and after the last, as the mean over
+    seeds, with ``first_step_spread`` / ``last_step_spread`` (see :func:`summarize_seeds`).
     """
     if not isinstance(model, nn.Module):
         raise UserError("the sanity check randomises parameters: give a torch.nn.Module")
@@ -241,6 +274,9 @@ def sanity_check(
     if any(s.is_random_ranking for s in specs):
         raise UserError("'random_ranking' has no maps to randomise; use it in ROAR / perturbation")
     units = randomization_units(model, granularity)
+    draws = [int(seed)] if seeds is None else [int(s) for s in seeds]
+    if not draws or len(set(draws)) != len(draws) or min(draws) < 0:
+        raise UserError(f"seeds must be distinct integers >= 0, got {seeds!r}")
     if targets is None:
         t = predict(model, x, batch_size).argmax(1)
     else:
@@ -255,10 +291,17 @@ def sanity_check(
     reference = {s.label: _maps(work, x, t, s, batch_size) for s in specs}
     rows: list[dict] = []
 
-    def record(step: int, layer: str, net: nn.Module) -> None:
+    def record(draw: int, step: int, layer: str, net: nn.Module) -> None:
         for s in specs:
-            sims = similarity(reference[s.label], _maps(net, x, t, s, batch_size), measures)
-            row = {"method": s.label, "mode": mode, "init": init, "step": step, "layer": layer}
+            sims = _similarities(reference[s.label], _maps(net, x, t, s, batch_size), measures)
+            row = {
+                "method": s.label,
+                "mode": mode,
+                "init": init,
+                "seed": draw,
+                "step": step,
+                "layer": layer,
+            }
             for m in measures:
                 v = sims[m]
                 with warnings.catch_warnings():
@@ -268,25 +311,35 @@ def sanity_check(
             row["n"] = int(np.isfinite(sims[measures[0]]).sum()) if measures else len(x)
             rows.append(row)
 
-    steps = [(0, "original")] + list(enumerate(units, start=1))
+    # step 0 (the untouched copy) is the same model for every draw: measured once, one row per draw
+    record(draws[0], 0, "original", work)
+    originals = list(rows)
+    for draw in draws[1:]:
+        rows.extend({**r, "seed": draw} for r in originals)
+    steps = [(d, k, u) for d in draws for k, u in enumerate(units, start=1)]
     if progress:
         from tqdm.auto import tqdm
 
         steps = tqdm(steps, desc=f"sanity {mode}", unit="step", leave=False)
     modules = dict(work.named_modules())
-    for step, unit in steps:
-        if step > 0:
-            if mode == "independent":
-                work.load_state_dict(original_state)
-            reinitialize(modules[unit], init, seed=seed + step)
-        record(step, unit or "(model)", work)
+    for draw, step, unit in steps:
+        if mode == "independent" or step == 1:
+            work.load_state_dict(original_state)
+        reinitialize(modules[unit], init, seed=draw * _SEED_STRIDE + step)
+        record(draw, step, unit or "(model)", work)
+    rows.sort(key=lambda r: (r["seed"], r["step"]))  # stable: methods keep their order
+    spread = summarize_seeds(rows, measures)
     summary = {}
+    last = len(units)
     for s in specs:
-        mine = [r for r in rows if r["method"] == s.label]
+        mine = {r["step"]: r for r in spread if r["method"] == s.label}
         summary[s.label] = {
-            "first_step": {m: mine[1][m] for m in measures} if len(mine) > 1 else {},
-            "last_step": {m: mine[-1][m] for m in measures},
-            "first_layer": mine[1]["layer"] if len(mine) > 1 else None,
+            "first_step": {m: mine[1][m] for m in measures} if 1 in mine else {},
+            "last_step": {m: mine[last][m] for m in measures},
+            "first_layer": mine[1]["layer"] if 1 in mine else None,
+            "first_step_spread": _spread_of(mine.get(1), measures),
+            "last_step_spread": _spread_of(mine.get(last), measures),
+            "seeds": draws,
         }
     meta = {
         **PROTOCOL.to_dict(),
@@ -298,8 +351,52 @@ def sanity_check(
             "measures": list(measures),
             "targets": "predicted class of the original model" if targets is None else "given",
             "seed": seed,
+            "seeds": draws,
             "n_images": int(x.shape[0]),
         },
         "methods": [s.describe() for s in specs],
     }
     return ResultTable(rows, summary, meta)
+
+
+def _spread_of(row: dict | None, measures: Sequence[str]) -> dict:
+    if row is None:
+        return {}
+    keys = ("sd", "min", "max")
+    return {m: {k: row[f"{m}_{k}"] for k in keys} for m in measures}
+
+
+def summarize_seeds(rows, measures: Sequence[str] = MEASURES) -> list[dict]:
+    """Spread over seeds: one row per method x step (x mode x init) with, per measure, the mean
+    over seeds of the per-seed mean over images, ``<measure>_sd`` (sample sd over seeds, 0 for
+    one seed), ``<measure>_min``, ``<measure>_max`` and ``<measure>_std`` (= the sd, so the row
+    plots with :func:`pathwaygrad.evaluation.plots.plot_sanity`); and ``seeds`` (how many).
+
+    ``rows``: the rows of :func:`sanity_check` (a :class:`ResultTable` or a list of dicts, e.g.
+    read back from ``results.csv``; a missing ``seed`` column counts as one seed).
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        key = (r["method"], r.get("mode"), r.get("init"), int(r["step"]))
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (method, mode, init, step), mine in groups.items():
+        row: dict = {
+            "method": method,
+            "mode": mode,
+            "init": init,
+            "step": step,
+            "layer": mine[0]["layer"],
+            "seeds": len(mine),
+        }
+        for m in measures:
+            v = np.array([float(r[m]) for r in mine if r.get(m) not in (None, "")], dtype=float)
+            v = v[np.isfinite(v)]
+            if v.size == 0:
+                mean = sd = lo = hi = float("nan")
+            else:
+                mean, lo, hi = float(v.mean()), float(v.min()), float(v.max())
+                sd = float(v.std(ddof=1)) if v.size > 1 else 0.0
+            row.update({m: mean, f"{m}_sd": sd, f"{m}_min": lo, f"{m}_max": hi, f"{m}_std": sd})
+        out.append(row)
+    return out

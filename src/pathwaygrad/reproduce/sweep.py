@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from pathwaygrad._io import save_figure, write_json
 
 
 def concentration(maps: torch.Tensor, top: float = 0.1) -> torch.Tensor:
@@ -67,8 +68,8 @@ def sparsity_sweep(folder: Path, arch, weights, data, sparsities, n_images: int)
         ax.axis("off")
     fig.suptitle("NeuronMCT pathway gradient vs sparsity (s = % pruned; s=0 is the gradient)")
     fig.tight_layout()
-    fig.savefig(folder / "sweep.png", dpi=110)
+    save_figure(fig, folder / "sweep.png", dpi=110)
     plt.close(fig)
     result = {"method": "neuron_mct", "images": n_images, "rows": table, "figure": "sweep.png"}
-    (folder / "sweep.json").write_text(json.dumps(result, indent=2))
+    write_json(folder / "sweep.json", result)
     return result

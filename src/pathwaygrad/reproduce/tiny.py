@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pathwaygrad._io import atomic_write, save_torch, write_text
+
 
 def _images(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     images, labels = [], []
@@ -41,15 +43,13 @@ def make_tiny(folder: Path) -> tuple[dict, str]:
             x, y = _images(n, rng)
             for i, (img, label) in enumerate(zip(x, y)):
                 d = data / split / f"class{label}"
-                d.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(img).save(d / f"{i:04d}.png")
-        (data / ".complete").write_text("ok\n")
+                png = Image.fromarray(img)
+                atomic_write(d / f"{i:04d}.png", lambda fh, png=png: png.save(fh, format="PNG"))
+        write_text(data / ".complete", "ok\n")
     if not weights.is_file():
         torch.manual_seed(0)
         model = build_model("vgg_tiny", num_classes=10)
         train = load_cifar10(data, "train")
         train_classifier(model, train, epochs=6, batch_size=32, lr=3e-3, progress=False)
-        tmp = weights.with_suffix(".tmp")
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(weights)
+        save_torch(model.state_dict(), weights)
     return {"tiny": ("vgg_tiny", str(weights))}, str(data)
