@@ -4,7 +4,7 @@ Same 256 CIFAR-size images (the CIFAR-10 test set from ../shared when present, e
 images), same removal masks (top t % of each image's Sobel edge map, the "edge" control method),
 removal levels t = 10, 20, ..., 90 % (ROAD's usual grid), noise 0.01. Quantus:
 ``quantus.functions.perturb_func.noisy_linear_imputation`` called per image, as its ROAD metric
-does. Ours: :func:`pathwaygrad.evaluation.road.noisy_linear_impute` on the whole batch per level.
+does. Ours: :func:`pathwaygrad.evaluation.imputation.noisy_linear_impute` on the whole batch per level.
 Before timing, the noise-free results are checked to agree.
 
 Prints a table (median seconds over ``--runs`` repeats, runs interleaved) and, last, one JSON
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     from quantus.functions.perturb_func import noisy_linear_imputation
 
     from pathwaygrad.evaluation._ranking import pixel_ranks, pixel_scores, removal_mask
-    from pathwaygrad.evaluation.road import noisy_linear_impute
+    from pathwaygrad.evaluation.imputation import noisy_linear_impute
     from pathwaygrad.specs import edge_map
 
     x, source = load_images(args.n)

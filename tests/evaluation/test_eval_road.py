@@ -158,7 +158,7 @@ def test_banded_solve_refuses_an_indefinite_matrix():
 
 def test_threaded_runs_equal_one_run(batch, monkeypatch):
     """Cut into runs of images solved on several threads: the same values, noise included."""
-    from pathwaygrad.evaluation import road as road_module
+    from pathwaygrad.evaluation import imputation as road_module
 
     x, remove = batch
     x = torch.cat([x, x.flip(0)])  # 12 images, some with nothing removed

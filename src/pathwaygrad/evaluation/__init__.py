@@ -7,7 +7,9 @@ method x setting x repeat, with ``.summary`` and ``.meta``).
 
 - :mod:`~pathwaygrad.evaluation.roar`: ROAR / KAR (remove / keep the top pixels, retrain).
 - :mod:`~pathwaygrad.evaluation.perturbation`: LeRF / MoRF relative drop, deletion / insertion.
-- :mod:`~pathwaygrad.evaluation.road`: ROAD (noisy linear imputation, batched).
+- :mod:`~pathwaygrad.evaluation.road`: ROAD; its noisy linear imputation (batched) is
+  :mod:`~pathwaygrad.evaluation.imputation`.
+- :mod:`~pathwaygrad.evaluation.runner`: ``run_protocol``, what ``pathwaygrad evaluate`` does.
 - :mod:`~pathwaygrad.evaluation.sanity`: cascading / independent model randomisation.
 - :mod:`~pathwaygrad.evaluation.quantus_adapter`: ``explain_func`` for Quantus metrics.
 - :mod:`~pathwaygrad.evaluation.plots`: PNG figures of the results.
@@ -39,7 +41,9 @@ from pathwaygrad.evaluation._results import ResultTable, read_csv, write_csv
 _LAZY = {
     "pixel_perturbation": "perturbation",
     "deletion_insertion": "perturbation",
-    "noisy_linear_impute": "road",
+    "noisy_linear_impute": "imputation",
+    "run_protocol": "runner",
+    "EvaluationSettings": "runner",
     "remove_and_retrain": "roar",
     "kar": "roar",
     "sanity_check": "sanity",
