@@ -16,12 +16,30 @@ from pathwaygrad._guard import preserved
 from pathwaygrad._inputs import check_inputs, check_options, check_sparsity, forward_args, run_model
 from pathwaygrad.errors import UserError
 from pathwaygrad.methods import METHOD_OPTIONS, PATHWAY_METHODS
-from pathwaygrad.methods._probe import apply_mask, probe, target_outputs
 from pathwaygrad.pathway import Pathway
-from pathwaygrad.sites import AUTO, ActivationRunner, Activations
+from pathwaygrad.probe import probe, target_outputs
+from pathwaygrad.sites import AUTO, ActivationRunner, Activations, MaskTransform
 from pathwaygrad.thresholds import THRESHOLDS, threshold_masks
 
 DEFAULT_CANDIDATES = (99.0, 98.0, 95.0, 90.0, 85.0, 80.0, 70.0, 50.0, 0.0)
+
+
+class NeuronScores(NamedTuple):
+    """Scores of every neuron: one tensor per activation call (B, ...), with site names."""
+
+    scores: list[torch.Tensor]
+    sites: list[str]
+    targets: torch.Tensor
+    logits: torch.Tensor
+    activations: tuple[str, ...] = ("relu",)
+
+
+class PathwaySweep(NamedTuple):
+    """:func:`select_pathways` with ``return_scores=True``: the pathways and the scores they
+    were thresholded from (None for Greedy and the dead path)."""
+
+    pathways: dict[float, Pathway]
+    scores: NeuronScores | None
 
 
 def select_pathway(
@@ -92,7 +110,9 @@ def select_pathway(
     extra = forward_args(additional_forward_args)
     runner = ActivationRunner(model, activations)
     if not adaptive:
-        chosen = _select_levels(runner, inputs, target, method, [level], threshold, extra, options)
+        chosen, _ = _select_levels(
+            runner, inputs, target, method, [level], threshold, extra, options
+        )
         _warn_empty_calls(chosen[level])
         return chosen[level]
     if method in ("greedy", "dead"):
@@ -122,8 +142,9 @@ def select_pathways(
     activations: Activations = AUTO,
     threshold: str | None = None,
     additional_forward_args=None,
+    return_scores: bool = False,
     **options,
-) -> dict[float, Pathway]:
+) -> dict[float, Pathway] | PathwaySweep:
     """The pathways of each example at several sparsities from one scoring run.
 
     Same arguments as :func:`select_pathway`, with ``sparsities`` (percent pruned, each
@@ -133,7 +154,10 @@ def select_pathways(
     Each pathway equals ``select_pathway(..., sparsity=s)`` exactly.
 
     Returns:
-        ``{s: Pathway}`` in the order of ``sparsities`` (keys as floats).
+        ``{s: Pathway}`` in the order of ``sparsities`` (keys as floats). With
+        ``return_scores=True``, a :class:`PathwaySweep` ``(pathways, scores)``: the same dict and
+        the :class:`NeuronScores` the pathways were thresholded from (equal to
+        :func:`score_neurons`'s), or None for Greedy and the dead path, which score nothing.
     """
     _check_method(method, options)
     if isinstance(sparsities, str | int | float):
@@ -148,15 +172,21 @@ def select_pathways(
     inputs = check_inputs(inputs)
     extra = forward_args(additional_forward_args)
     runner = ActivationRunner(model, activations)
-    out = _select_levels(runner, inputs, target, method, levels, threshold, extra, options)
+    out, scores = _select_levels(
+        runner, inputs, target, method, levels, threshold, extra, options, return_scores
+    )
     for pathway in out.values():
         _warn_empty_calls(pathway)
-    return out
+    return PathwaySweep(out, scores) if return_scores else out
 
 
-def _select_levels(runner, inputs, target, method, levels, threshold, extra, options) -> dict:
-    """``{level: Pathway}`` from one probe and one scoring run (Greedy: a probe per level)."""
+def _select_levels(
+    runner, inputs, target, method, levels, threshold, extra, options, keep_scores=False
+) -> tuple[dict[float, Pathway], NeuronScores | None]:
+    """``{level: Pathway}`` from one probe and one scoring run (Greedy: a probe per level), and
+    the scores when ``keep_scores`` (None for Greedy and the dead path)."""
     chosen = {}
+    kept = None
     with preserved(runner.forward_func):
         first = probe(runner, inputs, target, extra, grad=method in ("neuron_mct", "greedy"))
         if method in ("greedy", "dead"):
@@ -170,11 +200,16 @@ def _select_levels(runner, inputs, target, method, levels, threshold, extra, opt
             scores = _scores(method, runner, inputs, first, extra, options)
             for level in levels:
                 chosen[level] = threshold_masks(scores, level, threshold)
+            if keep_scores:
+                kept = NeuronScores(
+                    scores, first.names, first.targets, first.logits, runner.activations
+                )
             del scores
-    return {
+    pathways = {
         level: _pathway(first, runner, method, masks, torch.full((inputs.shape[0],), level))
         for level, masks in chosen.items()
     }
+    return pathways, kept
 
 
 def _check_method(method: str, options: dict) -> None:
@@ -220,16 +255,6 @@ def _warn_empty_calls(pathway: Pathway) -> None:
             "Lower the sparsity or use threshold='per_layer'.",
             stacklevel=3,
         )
-
-
-class NeuronScores(NamedTuple):
-    """Scores of every neuron: one tensor per activation call (B, ...), with site names."""
-
-    scores: list[torch.Tensor]
-    sites: list[str]
-    targets: torch.Tensor
-    logits: torch.Tensor
-    activations: tuple[str, ...] = ("relu",)
 
 
 SCORING_METHODS = ("neuron_mct", "neuron_intgrad", "random", "dgr")
@@ -319,7 +344,7 @@ def pathway_logits(
 def masked_logits(runner, inputs, masks, extra=()) -> torch.Tensor:
     """Logits (B, K) of the network restricted to ``masks`` (no gradient)."""
     with torch.no_grad():
-        logits, _, _ = run_model(runner, inputs, lambda i, k, out: apply_mask(i, out, masks), extra)
+        logits, _, _ = run_model(runner, inputs, MaskTransform(masks), extra)
     return logits
 
 

@@ -28,7 +28,6 @@ SiLU and sigmoid for an EfficientNet, ...): see :func:`resolve_activations`.
 from __future__ import annotations
 
 import inspect
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -38,16 +37,21 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from pathwaygrad.errors import NoActivationError, UserError
+from pathwaygrad.errors import NoActivationError, PathwayMismatchError, UserError
+from pathwaygrad.masking import KeepOnly, keep_only, keep_only_
 
 __all__ = [
     "ACTIVATION_KINDS",
     "AUTO",
     "ActivationRunner",
+    "MaskTransform",
+    "ReLUCall",
+    "ReLUOutput",
     "ResolvedActivations",
     "Site",
     "activation_sites",
     "activation_table",
+    "mask_output",
     "resolve_activations",
 ]
 
@@ -158,9 +162,12 @@ def _inplace_flag(func: Callable, args: tuple, kwargs: dict) -> tuple[bool, tupl
 #   stay unchanged once it has returned. An in-place ReLU call then runs in place and ``out`` is
 #   the model's own tensor, into which the transform's result is written back; otherwise the
 #   call runs out of place and the result is copied into the model's tensor.
+# - ``takes_relu_output = True``: the transform is called with a fourth argument, a
+#   :class:`ReLUOutput` when ``out`` is the fresh output of a ReLU call (else None), through which
+#   it may mask ``out`` in place (see :func:`mask_output`).
 # - ``after(index, result)``: called once the interceptor is done with the call (after an
 #   in-place call's result has been written back), e.g. to note the result's version counter.
-Transform = Callable[[int, str, torch.Tensor], torch.Tensor]
+Transform = Callable[..., torch.Tensor]
 
 
 def _identity(index: int, kind: str, out: torch.Tensor) -> torch.Tensor:
@@ -170,29 +177,96 @@ def _identity(index: int, kind: str, out: torch.Tensor) -> torch.Tensor:
 _identity.inplace_ok = True  # type: ignore[attr-defined]
 
 
-def mask_output(index: int, out: torch.Tensor, masks) -> torch.Tensor:
+class ReLUCall(torch.autograd.Function):
+    """An intercepted ReLU call (in place on ``x`` when ``inplace``) whose output may then be
+    masked in place through its :class:`ReLUOutput`.
+
+    Like PyTorch's ReLU it keeps only its output for backward and passes the gradient where the
+    output is > 0. When neurons of the output are zeroed in place (``ReLUOutput.mask_``) before
+    anything else uses it, the gradient passes where x > 0 and the neuron is kept: the gradient
+    of the masked ReLU. Any other in-place change of the output is refused at backward, as
+    autograd does. Its backward node (``output.grad_fn``, which is the ``ctx``) is recognised by
+    :meth:`is_node`; once the node has run, the output's gradient is complete and autograd no
+    longer needs the output (:meth:`release` drops the node's reference to it).
+    """
+
+    @staticmethod
+    def forward(ctx, x, inplace, handle=None):
+        out = torch.relu_(x) if inplace else torch.relu(x)
+        if inplace:
+            ctx.mark_dirty(x)
+        # Kept detached (no reference cycle through the output's grad_fn); its version is
+        # checked by hand in backward.
+        ctx.out = out.detach()
+        ctx.version = out._version
+        ctx.pathwaygrad_relu = True
+        if handle is not None:
+            handle.node = ctx  # (an in-place call on a view gets autograd's view node as grad_fn)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = ctx.out
+        if out is None:
+            raise RuntimeError(
+                "the output of an intercepted ReLU call was released after its backward ran: "
+                "this graph cannot be differentiated twice"
+            )
+        if out._version != ctx.version:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                "inplace operation: the output of an intercepted ReLU call"
+            )
+        return torch.ops.aten.threshold_backward(grad, out, 0), None, None
+
+    @staticmethod
+    def is_node(node: object) -> bool:
+        """Whether an autograd node is the backward of an intercepted ReLU call."""
+        return getattr(node, "pathwaygrad_relu", False) is True
+
+    @staticmethod
+    def release(node: object) -> None:
+        """Drop the node's reference to the call's output (after the node has run)."""
+        node.out = None  # type: ignore[attr-defined]
+
+
+class ReLUOutput:
+    """The fresh output of the ReLU call being intercepted, handed to transforms that take it
+    (``takes_relu_output``): it may be masked in place before anything else has used it."""
+
+    def __init__(self) -> None:
+        self.out: torch.Tensor | None = None
+        self.node = None  # the ReLUCall node (its ctx) when autograd records the call
+
+    def mask_(self, mask: torch.Tensor) -> None:
+        """Zero the neurons of the output where the bool ``mask`` is False, in place."""
+        assert self.out is not None
+        keep_only_(self.out, mask)
+        if self.node is not None:
+            self.node.version = self.out._version
+
+
+def mask_output(
+    index: int, out: torch.Tensor, masks, relu: ReLUOutput | None = None
+) -> torch.Tensor:
     """``out`` with the neurons where ``masks[index]`` is False set to 0; a clear error on misfit.
 
     Boolean masks select (the result is ``torch.where(mask, out, 0)``, with a fast kernel on the
-    CPU); other masks (e.g. learned float gates) multiply. When ``out`` is the fresh output of a
-    ReLU call that the interceptor is handling, a boolean mask is applied to it in place: ReLU
-    and mask then cost about what the ReLU alone costs, forward and backward (see ``_ReLU``).
+    CPU, :mod:`pathwaygrad.masking`); other masks (e.g. learned float gates) multiply. When
+    ``relu`` is the handle of ``out`` (the fresh output of a ReLU call being intercepted), a
+    boolean mask is applied to it in place: ReLU and mask then cost about what the ReLU alone
+    costs, forward and backward (see :class:`ReLUCall`).
     """
     mask = _checked_mask(index, out, masks)
     if mask.dtype == torch.bool:
-        pending = getattr(_PENDING, "call", None)
-        if pending is not None and pending.out is out and mask.device == out.device:
-            pending.mask_(mask)
+        if relu is not None and relu.out is out and mask.device == out.device:
+            relu.mask_(mask)
             return out
-        if _bitwise_ok(out, mask):
-            return _KeepOnly.apply(out, mask)
-        return torch.where(mask, out, 0.0)
+        return keep_only(out, mask)
     return out * mask
 
 
 def _checked_mask(index: int, out: torch.Tensor, masks) -> torch.Tensor:
-    from pathwaygrad.errors import PathwayMismatchError
-
     if index >= len(masks):
         raise PathwayMismatchError(
             f"the model made more activation calls ({index + 1}+) than the pathway has masks "
@@ -208,128 +282,27 @@ def _checked_mask(index: int, out: torch.Tensor, masks) -> torch.Tensor:
 
 
 class MaskTransform:
-    """The transform "keep only the neurons of ``masks``": ``mask_output(i, out, masks)``."""
+    """The transform "keep only the neurons of ``masks``": ``mask_output(i, out, masks)``.
 
-    inplace_ok = True
+    Boolean masks select; float masks (e.g. DGR's learned gates) multiply, which keeps ``out``
+    for the gates' gradient, so an in-place call's output is then saved as a copy.
+    """
+
+    takes_relu_output = True
 
     def __init__(self, masks):
         self.masks = masks
+        self.inplace_ok = all(m.dtype == torch.bool for m in masks)
 
-    def __call__(self, index: int, kind: str, out: torch.Tensor) -> torch.Tensor:
-        return mask_output(index, out, self.masks)
-
-
-# --- Boolean masks on the CPU -----------------------------------------------------------------
-# PyTorch's CPU kernels that mix a bool mask with floats (``where``, ``masked_fill``, ``mul``)
-# are not vectorised: several ns per element, more than a ReLU. Converting the mask to the
-# floats' integer width (0 -> 0, 1 -> all bits set) in a small reused buffer and AND-ing it with
-# the floats' bit patterns gives ``where(mask, x, 0)`` exactly (+0.0 where masked) at the speed
-# of plain elementwise integer ops.
-
-_INT_OF = {
-    torch.float32: torch.int32,
-    torch.float64: torch.int64,
-    torch.float16: torch.int16,
-    torch.bfloat16: torch.int16,
-}
-_KEEP_CHUNK = 1 << 20
+    def __call__(
+        self, index: int, kind: str, out: torch.Tensor, relu: ReLUOutput | None = None
+    ) -> torch.Tensor:
+        return mask_output(index, out, self.masks, relu)
 
 
-def _bitwise_ok(x: torch.Tensor, mask: torch.Tensor) -> bool:
-    return (
-        x.device.type == "cpu"
-        and x.dtype in _INT_OF
-        and x.is_contiguous()
-        and mask.is_contiguous()
-        and mask.device == x.device
-    )
-
-
-def _keep_only_(x: torch.Tensor, mask: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """out = x where mask else +0 (bitwise), all contiguous; ``out`` may be ``x``."""
-    itype = _INT_OF[x.dtype]
-    xi, oi = x.view(-1).view(itype), out.view(-1).view(itype)
-    m = mask.view(-1)
-    n = xi.shape[0]
-    buf = torch.empty(min(n, _KEEP_CHUNK), dtype=itype)
-    for start in range(0, n, _KEEP_CHUNK):
-        stop = min(n, start + _KEEP_CHUNK)
-        b = buf[: stop - start]
-        b.copy_(m[start:stop]).neg_()
-        torch.bitwise_and(xi[start:stop], b, out=oi[start:stop])
-    return out
-
-
-def _mask_inplace(x: torch.Tensor, mask: torch.Tensor) -> None:
-    with torch.no_grad():
-        if _bitwise_ok(x, mask):
-            _keep_only_(x, mask, x)
-        else:
-            x.mul_(mask)
-
-
-class _KeepOnly(torch.autograd.Function):
-    """where(mask, x, 0) for a bool ``mask``; backward where(mask, grad, 0). CPU, contiguous."""
-
-    @staticmethod
-    def forward(ctx, x, mask):
-        ctx.save_for_backward(mask)
-        return _keep_only_(x, mask, torch.empty_like(x, memory_format=torch.contiguous_format))
-
-    @staticmethod
-    def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        grad = grad.contiguous()
-        return _keep_only_(grad, mask, torch.empty_like(grad)), None
-
-
-class _ReLU(torch.autograd.Function):
-    """ReLU (in place on ``x`` when ``inplace``) whose output may then be masked in place.
-
-    Like PyTorch's ReLU it keeps only its output for backward and passes the gradient where the
-    output is > 0. ``mask_output`` may zero neurons of the output in place before anything else
-    uses it (the interceptor's pending call): the gradient then passes where x > 0 and the neuron
-    is kept, which is the gradient of the masked ReLU. Any other in-place change of the output
-    is refused at backward, as autograd does.
-    """
-
-    @staticmethod
-    def forward(ctx, x, inplace):
-        out = torch.relu_(x) if inplace else torch.relu(x)
-        if inplace:
-            ctx.mark_dirty(x)
-        # Kept detached (no reference cycle through the output's grad_fn); its version is
-        # checked by hand in backward.
-        ctx.out = out.detach()
-        ctx.version = out._version
-        _PENDING.ctx = ctx  # picked up (and cleared) by the interceptor
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        out = ctx.out
-        if out._version != ctx.version:
-            raise RuntimeError(
-                "one of the variables needed for gradient computation has been modified by an "
-                "inplace operation: the output of an intercepted ReLU call"
-            )
-        return torch.ops.aten.threshold_backward(grad, out, 0), None
-
-
-class _Pending:
-    """The ReLU call the interceptor is handling: its fresh output may be masked in place."""
-
-    def __init__(self, out: torch.Tensor, ctx=None):
-        self.out = out
-        self.ctx = ctx
-
-    def mask_(self, mask: torch.Tensor) -> None:
-        _mask_inplace(self.out, mask)
-        if self.ctx is not None:
-            self.ctx.version = self.out._version
-
-
-_PENDING = threading.local()
+# Transitional: tests/test_speed_paths.py imports this name (moved to tests/core/test_fast_paths.py,
+# which uses pathwaygrad.masking.KeepOnly); remove once that file is gone.
+_KeepOnly = KeepOnly
 
 
 def _relu_input(func: Callable, args: tuple, kwargs: dict):
@@ -356,6 +329,7 @@ class _Interceptor(TorchFunctionMode):
         self.transform = transform
         self.after = getattr(transform, "after", None)
         self.inplace_ok = getattr(transform, "inplace_ok", False)
+        self.takes_relu_output = getattr(transform, "takes_relu_output", False)
         self.namer = namer
         # Kinds whose calls are transformed (None: every kind of ``table``); calls of the other
         # kinds of ``table`` run unchanged and are only noted in ``seen``.
@@ -388,7 +362,7 @@ class _Interceptor(TorchFunctionMode):
                 # Activations other than ReLU save their *input* for backward: keep it intact.
                 args = (args[0].clone(),) + tuple(args[1:])
             out = func(*args, **kwargs)
-            new = self.transform(index, kind, out)
+            new = self._call(index, kind, out, None)
             if target is not None and new is not target and new.shape == target.shape:
                 new = target.copy_(new)
         self.count += 1
@@ -404,39 +378,42 @@ class _Interceptor(TorchFunctionMode):
         the activation), let the transform see the output, write its result back for an
         in-place call."""
         in_place = target is not None
-        ctx = None
+        relu = ReLUOutput()
         if torch.is_grad_enabled() and x.requires_grad:
-            out = _ReLU.apply(x, in_place)
-            ctx, _PENDING.ctx = _PENDING.ctx, None
-            ctx.version = out._version  # (autograd bumps a dirty input's version after forward)
+            out = ReLUCall.apply(x, in_place, relu)
+            node = relu.node
+            node.version = out._version  # (autograd bumps a dirty input's version after forward)
         else:
             out = torch.relu_(x) if in_place else torch.relu(x)
-        _PENDING.call = _Pending(out, ctx)
-        try:
-            if in_place and not self.inplace_ok and torch.is_grad_enabled():
-                # The transform may keep ``out`` for backward (e.g. out * gate), and ``out`` is
-                # the model's tensor, overwritten below with the transform's result: what the
-                # transform saves from that memory is saved as a copy.
-                def pack(t):
-                    return t.detach().clone() if _same_memory(t, out) else t
+            node = None
+        relu.out = out
+        if in_place and not self.inplace_ok and torch.is_grad_enabled():
+            # The transform may keep ``out`` for backward (e.g. out * gate), and ``out`` is
+            # the model's tensor, overwritten below with the transform's result: what the
+            # transform saves from that memory is saved as a copy.
+            def pack(t):
+                return t.detach().clone() if _same_memory(t, out) else t
 
-                with torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
-                    new = self.transform(index, kind, out)
-            else:
-                new = self.transform(index, kind, out)
-        finally:
-            _PENDING.call = None
+            with torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
+                new = self._call(index, kind, out, relu)
+        else:
+            new = self._call(index, kind, out, relu)
         if not in_place or new is target or new.shape != target.shape:
             # (A transform that changes the batch, e.g. NeuronIntGrad's widening, returns its
             # result without writing it back: the model must use the call's return value.)
             return new
-        if ctx is not None and _same_memory(ctx.out, target):
+        if node is not None and _same_memory(node.out, target):
             # ReLU's backward needs its own output, about to be overwritten: keep a copy.
-            ctx.out = out.detach().clone()
-            ctx.version = ctx.out._version
+            node.out = out.detach().clone()
+            node.version = node.out._version
         if _same_memory(new, target) and not _same_layout(new, target):
             new = new.clone()
         return target.copy_(new)  # free when new is target's data in the same layout
+
+    def _call(self, index: int, kind: str, out: torch.Tensor, relu: ReLUOutput | None):
+        if self.takes_relu_output:
+            return self.transform(index, kind, out, relu)
+        return self.transform(index, kind, out)
 
 
 def _unpack(t):

@@ -74,3 +74,29 @@ def test_neurons_are_scored_once(monkeypatch):
     assert calls == ["neuron_intgrad"] and len(out) == 3
     real = torch.stack([p.sparsity for p in out.values()])
     assert bool((real[1:] >= real[:-1]).all())  # sparser pathways as the sparsity rises
+
+
+@pytest.mark.parametrize("method,options", CASES)
+def test_return_scores_gives_the_scores_of_the_one_scoring_run(method, options):
+    model, x = make("residual")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sweep = pg.select_pathways(model, x, None, method, [60, 90], return_scores=True, **options)
+        plain = pg.select_pathways(model, x, None, method, [60, 90], **options)
+    pathways, scores = sweep
+    assert list(pathways) == list(plain) == [60.0, 90.0]
+    for s in plain:
+        assert all(torch.equal(a, b) for a, b in zip(pathways[s].masks, plain[s].masks))
+    if method in ("greedy", "dead"):
+        assert scores is None
+        return
+    want = pg.score_neurons(model, x, None, method, **options)
+    assert scores.sites == want.sites and scores.activations == ("relu",)
+    assert torch.equal(scores.targets, want.targets)
+    assert all(torch.equal(a, b) for a, b in zip(scores.scores, want.scores))
+    # and the pathways are these scores thresholded
+    from pathwaygrad.thresholds import threshold_masks
+
+    kind = "per_layer" if method == "random" else "global"
+    masks = threshold_masks(scores.scores, 90.0, kind)
+    assert all(torch.equal(a, b) for a, b in zip(pathways[90.0].masks, masks))

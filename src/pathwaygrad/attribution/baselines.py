@@ -32,7 +32,7 @@ from pathwaygrad._inputs import (
     run_model,
 )
 from pathwaygrad.errors import UserError
-from pathwaygrad.methods._probe import target_outputs
+from pathwaygrad.probe import target_outputs
 from pathwaygrad.sites import ActivationRunner
 
 BASELINE_METHODS = (

@@ -8,8 +8,6 @@ from pathwaygrad.attribution.baselines import BASELINE_METHODS, baseline_attribu
 from pathwaygrad.errors import UserError
 from pathwaygrad.methods import PATHWAY_METHODS
 
-_PATHWAY_KEYS = ("sparsity", "activations", "threshold", "tolerance", "candidates")
-
 
 def explain(
     model, inputs: torch.Tensor, method: str, target=None, additional_forward_args=None, **options

@@ -5,15 +5,15 @@ network restricted to a critical pathway (masks held fixed as constant gates).
 from __future__ import annotations
 
 import torch
-from captum.attr._utils.attribution import GradientAttribution
+from captum.attr import GradientAttribution
 from captum.log import log_usage
 
 from pathwaygrad._guard import preserved
 from pathwaygrad._inputs import check_inputs, forward_args, resolve_targets, run_model
 from pathwaygrad.errors import PathwayMismatchError
-from pathwaygrad.methods._probe import apply_mask, target_outputs
 from pathwaygrad.pathway import Pathway
-from pathwaygrad.sites import AUTO, ActivationRunner, Activations
+from pathwaygrad.probe import target_outputs
+from pathwaygrad.sites import AUTO, ActivationRunner, Activations, MaskTransform
 
 
 def pathway_gradient(
@@ -47,7 +47,7 @@ def pathway_gradient(
     masks = [m.to(inputs.device) for m in pathway.masks]
     with preserved(model), torch.enable_grad():
         x = inputs.detach().requires_grad_(True)
-        logits, _, _ = run_model(runner, x, lambda i, k, out: apply_mask(i, out, masks), extra)
+        logits, _, _ = run_model(runner, x, MaskTransform(masks), extra)
         targets = pathway.targets.to(inputs.device) if target is None else None
         targets = resolve_targets(target, logits) if targets is None else targets
         y = target_outputs(logits, targets).sum()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pathwaygrad.methods._probe import Probe
+from pathwaygrad.probe import Probe
 
 
 def dead_masks(probe: Probe) -> list[torch.Tensor]:

@@ -19,7 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from pathwaygrad._inputs import run_model
-from pathwaygrad.methods._probe import Probe, apply_mask
+from pathwaygrad.probe import Probe
+from pathwaygrad.sites import MaskTransform
 
 
 def _subset(t, idx, batch):
@@ -114,9 +115,7 @@ def _optimise(
         for g in gates:
             g.requires_grad_(True)
         with torch.enable_grad():
-            logits, _, _ = run_model(
-                runner, inputs, lambda i, kind, out: apply_mask(i, out, gates), extra
-            )
+            logits, _, _ = run_model(runner, inputs, MaskTransform(gates), extra)
             ce = -(soft_target * torch.log_softmax(logits, dim=1)).sum(dim=1)
             l1 = sum(g.abs().flatten(1).sum(dim=1) for g in gates)
             loss = ce + lam * l1

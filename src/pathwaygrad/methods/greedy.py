@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from pathwaygrad.methods._probe import Probe, probe
 from pathwaygrad.methods.neuron_mct import neuron_mct_scores
+from pathwaygrad.probe import Probe, probe
 from pathwaygrad.thresholds import flatten_scores, percentile
 
 

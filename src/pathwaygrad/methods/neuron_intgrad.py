@@ -26,7 +26,7 @@ from torch.overrides import TorchFunctionMode
 from tqdm.auto import tqdm
 
 from pathwaygrad._inputs import run_model
-from pathwaygrad.methods._probe import Probe, target_outputs
+from pathwaygrad.probe import Probe, target_outputs
 
 _DATA, _WIDE = 1, 2  # marks: computed from the inputs (batch B); widened (batch n * B)
 
@@ -104,7 +104,6 @@ class _Scale:
     """
 
     inplace_ok = True  # the scaled leaf is detached; other calls pass through
-    passes_grad_outputs = True
 
     def __init__(self, layer: int, col: torch.Tensor, n: int, wide: bool):
         self.layer, self.col, self.n, self.wide = layer, col, n, wide

@@ -5,7 +5,8 @@ backward pass of the unmasked network. Dead neurons (a = 0) score 0.
 
 When the probe's backward has not run yet, it runs here fused with the scoring: as soon as the
 gradient of a ReLU call's output is complete and the ReLU's own backward has used the output, the
-score is written into the output's memory and the gradient is dropped. The scoring pass then holds
+call's scores are computed, and the gradient and pathwaygrad's references to the activation are
+dropped (its memory returns unless the model itself kept the tensor). The scoring pass then holds
 about one activation-sized tensor per call (the activations, becoming the scores) instead of two
 (activations and gradients), which is what a plain gradient holds.
 """
@@ -14,33 +15,46 @@ from __future__ import annotations
 
 import torch
 
-from pathwaygrad.methods._probe import Probe
+from pathwaygrad.probe import Probe
+from pathwaygrad.sites import ReLUCall
 
 
 def neuron_mct_scores(probe: Probe) -> list[torch.Tensor]:
     """Scores shaped like each call's output (B, ...), from a recorded probe.
 
     The probe is consumed: its ``grads`` entries are set to None, and when its backward was still
-    pending the scores are computed in the memory of its ``acts`` (which are then set to None).
+    pending its ``acts`` are set to None as their scores are computed.
     """
     if probe.pending is not None:
         fused = _fused_scores(probe)
         if fused is not None:
             return fused
-    grads = probe.grads
+    grads = dict(enumerate(probe.grads or []))
+    probe.grads = None
+    scores = _scores_of(probe.acts, grads)
+    return [scores[i] for i in range(len(probe.acts))]
+
+
+def _scores_of(acts, grads: dict) -> dict[int, torch.Tensor]:
+    """|a * g| for the calls of ``grads`` ({call: gradient or None}), which is emptied: each
+    gradient is dropped as soon as its scores exist, and overwritten with them when no other
+    gradient shares its memory."""
     counts: dict[int, int] = {}
-    for g in grads:
+    for g in grads.values():
         if g is not None:
             key = g.untyped_storage().data_ptr()
             counts[key] = counts.get(key, 0) + 1
-    scores = []
-    for i, a in enumerate(probe.acts):
-        g = grads[i]
-        grads[i] = None  # free each gradient as soon as its scores exist
-        if _owns_memory(g, a, counts):
-            scores.append(g.mul_(a).abs_())
+    scores = {}
+    for i in sorted(grads):
+        g = grads.pop(i)
+        a = acts[i]
+        if g is None:
+            scores[i] = torch.zeros_like(a)
+        elif _owns_memory(g, a, counts):
+            scores[i] = g.mul_(a).abs_()
         else:
-            scores.append((g * a).abs_())
+            scores[i] = (g * a).abs_()
+        del g
     return scores
 
 
@@ -53,52 +67,36 @@ def _owns_memory(g: torch.Tensor, a: torch.Tensor, counts: dict[int, int]) -> bo
     return counts.get(g.untyped_storage().data_ptr(), 0) == 1
 
 
-def _only_ours(a: torch.Tensor, holders: int) -> bool:
-    """Whether no tensor but ours (``holders`` of them) uses ``a``'s memory, so that it may be
-    overwritten: a model or hook that kept the activation keeps it unchanged."""
-    use_count = getattr(torch._C, "_storage_Use_Count", None)
-    if use_count is None or not a.is_contiguous():
-        return False
-    storage = a.untyped_storage()
-    return use_count(storage._cdata) - 1 <= holders  # (- the storage object just made)
-
-
-def _score_into(probe: Probe, i: int, g: torch.Tensor | None, holders: int) -> torch.Tensor:
-    a = probe.acts[i]
-    if g is None:
-        return torch.zeros_like(a)
-    if g.shape == a.shape and g.dtype == a.dtype and _only_ours(a, holders):
-        return a.mul_(g).abs_()
-    return (a * g).abs_()
-
-
 def _fused_scores(probe: Probe) -> list[torch.Tensor] | None:
     """Runs the probe's pending backward with the scores computed on the fly; None when the
     graph does not allow it (then the plain backward runs)."""
-    from pathwaygrad.sites import _ReLU
-
     y, recorded = probe.pending
-    relu_node = _ReLU._backward_cls
     leaves = [i for i, t in enumerate(recorded) if t.requires_grad and t.grad_fn is None]
     if not leaves:  # the graph reaches below the first call (inputs requiring grad, ...)
         return None
     probe.pending = None
     n = len(recorded)
+    acts = probe.acts
     scores: list[torch.Tensor | None] = [None] * n
     later: dict[int, torch.Tensor] = {}
     handles = []
     for i, t in enumerate(recorded):
-        if not t.requires_grad or t.grad_fn is None:
+        node = t.grad_fn
+        if not t.requires_grad or node is None:
             continue
-        if isinstance(t.grad_fn, relu_node):
-            # After the ReLU's backward ran: the output's gradient is complete and the output
-            # is no longer needed by autograd (holders: the probe's alias and the ReLU's).
-            def post(grad_inputs, grad_outputs, i=i):
-                scores[i] = _score_into(probe, i, grad_outputs[0], holders=2)
+        if ReLUCall.is_node(node):
+            # After the ReLU's backward ran, the output's gradient is complete and autograd no
+            # longer needs the output: score the call, then drop our references to it.
+            def post(grad_inputs, grad_outputs, i=i, node=node):
+                ReLUCall.release(node)
+                a, acts[i] = acts[i], None
+                g = grad_outputs[0]
+                scores[i] = torch.zeros_like(a) if g is None else (a * g).abs_()
 
-            handles.append(t.grad_fn.register_hook(post))
+            handles.append(node.register_hook(post))
         else:
             handles.append(t.register_hook(lambda g, i=i: later.__setitem__(i, g)))
+    del t, node  # (the loop's last tensor and node: only the hooks may hold them)
     inputs = [recorded[i] for i in leaves]
     for i in range(n):
         recorded[i] = None  # drop the graph tensors: the hooks hold what they need
@@ -108,15 +106,15 @@ def _fused_scores(probe: Probe) -> list[torch.Tensor] | None:
         for h in handles:
             h.remove()
     del y, inputs
-    for i, g in zip(leaves, grads):
-        scores[i] = _score_into(probe, i, g, holders=1)
+    rest = {**dict(zip(leaves, grads)), **later}
     del grads
-    for i, g in later.items():
-        scores[i] = _score_into(probe, i, g, holders=1)
     later.clear()
+    for i, s in _scores_of(acts, rest).items():
+        scores[i] = s
+        acts[i] = None
     for i in range(n):
         if scores[i] is None:  # no gradient reached the call: it does not affect the target
-            scores[i] = torch.zeros_like(probe.acts[i])
+            scores[i] = torch.zeros_like(acts[i])
     probe.acts = [None] * n
     probe.grads = None
-    return scores
+    return scores  # type: ignore[return-value]

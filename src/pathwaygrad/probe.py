@@ -1,4 +1,4 @@
-"""The recording pass shared by the scoring methods: activations and their gradients.
+"""The recording pass shared by the core: activations and their gradients (step 2's input).
 
 One forward of the (optionally masked) network records every activation call's output ``a``;
 one backward of the sum of the target logits gives ``dy/da`` for every call at once. The backward
@@ -11,7 +11,9 @@ import torch
 
 from pathwaygrad._inputs import resolve_targets, run_model
 from pathwaygrad.errors import UserError
-from pathwaygrad.sites import mask_output
+from pathwaygrad.sites import ReLUOutput, mask_output
+
+__all__ = ["Probe", "probe", "target_outputs"]
 
 
 class Probe:
@@ -60,15 +62,6 @@ def target_outputs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return logits.gather(1, targets[:, None]).squeeze(1)
 
 
-def apply_mask(index: int, out: torch.Tensor, masks) -> torch.Tensor:
-    """``out * masks[index]``, with a clear error when the pathway does not fit this call.
-
-    A boolean mask selects (``torch.where``) instead of multiplying: the same values without a
-    float copy of the mask.
-    """
-    return mask_output(index, out, masks)
-
-
 def probe(runner, inputs, target, extra=(), masks=None, grad=True) -> Probe:
     """Record activations (and, if ``grad``, dy_target/da) of every activation call.
 
@@ -82,19 +75,18 @@ class _Recorder:
     """The probe's transform: keeps every call's (masked) output as a leaf of the graph."""
 
     inplace_ok = True  # nothing of ``out`` is kept for backward: the leaf is detached
+    takes_relu_output = True
 
     def __init__(self, masks, grad: bool, protect: bool):
         self.masks = masks
-        # ``out`` that already requires grad is returned as it is (see sites.Transform).
-        self.passes_grad_outputs = masks is None and not protect
         self.grad = grad
         self.protect = protect
         self.acts: list[torch.Tensor] = []
         self.versions: list[int] = []
 
-    def __call__(self, i, kind, out):
+    def __call__(self, i, kind, out, relu: ReLUOutput | None = None):
         if self.masks is not None:
-            out = apply_mask(i, out, self.masks)
+            out = mask_output(i, out, self.masks, relu)
         if self.grad and not out.requires_grad:
             out = out.detach().requires_grad_(True)
         self.acts.append(out)
