@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -169,7 +170,7 @@ def test_explain_help_explains_every_option(capsys):
         "--size",
     ):
         assert option in text
-    assert "(default: 90)" in text and "(default: explanations)" in text
+    assert "(default: 90)" in text and "(default: a fresh folder under explanations," in text
     assert "(default: neuron_mct, neuron_intgrad, gradient," in text
 
 
@@ -182,3 +183,109 @@ def test_bundled_demo_weights_by_name(files, tmp_path):
     from pathwaygrad.data import CIFAR10_CLASSES
 
     assert summary["prediction"]["name"] in CIFAR10_CLASSES
+
+
+def test_explain_without_out_never_replaces_an_earlier_run(files, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["explain", str(files["small.png"]), "--weights", str(files["weights.pt"])]
+    assert main(args + ["--methods", "gradient"]) == 0
+    (first,) = (tmp_path / "explanations").iterdir()
+    before = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    assert (first / "small.json").is_file() and (first / "small" / "gradient.npy").is_file()
+    assert main(args + ["--methods", "neuron_mct"]) == 0
+    runs = sorted((tmp_path / "explanations").iterdir())
+    assert len(runs) == 2
+    # the first run's figure, JSON, maps and manifest are untouched; no map of the second in it
+    assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before
+    assert not (first / "small" / "neuron_mct.npy").exists()
+    second = next(r for r in runs if r != first)
+    assert json.loads((second / "manifest.json").read_text())["status"] == "finished"
+    assert list(json.loads((second / "small.json").read_text())["methods"]) == ["neuron_mct"]
+
+
+def test_out_holding_another_run_is_refused_unless_overwrite(files, tmp_path, capsys):
+    out = tmp_path / "o"
+    base = ["explain", str(files["small.png"]), "--weights", str(files["weights.pt"])]
+    assert main(base + ["--methods", "gradient", "--out", str(out)]) == 0
+    kept = (out / "small" / "gradient.npy").read_bytes()
+    capsys.readouterr()
+    assert main(base + ["--methods", "neuron_mct", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert (out / "small" / "gradient.npy").read_bytes() == kept
+    assert not (out / "small" / "neuron_mct.npy").exists()
+    assert main(base + ["--methods", "neuron_mct", "--out", str(out), "--overwrite"]) == 0
+    assert (out / "small" / "neuron_mct.npy").is_file()
+    assert not (out / "small" / "gradient.npy").exists()  # the replaced run's maps are gone
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("out_file", "is an existing file, not a folder"),
+        ("size0", "--size must be a positive number of pixels, got 0"),
+        ("text_weights", "cannot read weights file"),
+        ("folder_image", "is a folder, not an image file"),
+        ("activations", "--activations: unknown kind 'swishy'"),
+        ("shared_other_model", "--weights shared holds CIFAR-10 ResNet-20/32/44/56 only"),
+    ],
+)
+def test_errors_before_any_map_is_computed(files, tmp_path, capsys, monkeypatch, case, message):
+    import pathwaygrad.explainee
+
+    def no_maps(*a, **k):
+        raise AssertionError("a map was computed before the input was checked")
+
+    monkeypatch.setattr(pathwaygrad.explainee, "_explain_one", no_maps)
+    out = tmp_path / "o"
+    image = str(files["small.png"])
+    args = ["--weights", str(files["weights.pt"])]
+    if case == "out_file":
+        out.write_text("an earlier result")
+    elif case == "size0":
+        args += ["--size", "0"]
+    elif case == "text_weights":
+        (tmp_path / "w.txt").write_text("hello")
+        args = ["--model", "resnet20", "--weights", str(tmp_path / "w.txt")]
+    elif case == "folder_image":
+        image = str(tmp_path)
+    elif case == "activations":
+        args += ["--activations", "relu,swishy"]
+    elif case == "shared_other_model":
+        args = ["--model", "vgg_tiny", "--weights", "shared"]
+    assert main(["explain", image, "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    if case == "text_weights":
+        assert str(tmp_path / "w.txt") in err and "torch.save" in err
+    if case == "out_file":
+        assert out.read_text() == "an earlier result"
+    else:
+        assert not out.exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_out_is_refused_before_work(files, tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        args = ["explain", str(files["small.png"]), "--weights", str(files["weights.pt"])]
+        assert main(args + ["--out", str(ro / "x")]) == 2
+        assert "cannot write into" in capsys.readouterr().err
+    finally:
+        ro.chmod(0o700)
+
+
+def test_shared_weights_by_name_and_bundled_photo(files, tmp_path, monkeypatch):
+    shared = tmp_path / "shared" / "models" / "cifar10-resnet"
+    shared.mkdir(parents=True)
+    torch.save({"state_dict": build_model("resnet20").state_dict()}, shared / "resnet20-abc.th")
+    monkeypatch.setenv("PATHWAYGRAD_SHARED", str(tmp_path / "shared"))
+    out = tmp_path / "r20"
+    args = ["explain", "skimage:chelsea", "--model", "resnet20", "--weights", "shared"]
+    assert main(args + ["--methods", "gradient", "--out", str(out)]) == 0
+    summary = json.loads((out / "chelsea.json").read_text())
+    assert summary["weights"] == "shared" and summary["input_shape"] == [3, 32, 32]
+    assert summary["image"] == "skimage:chelsea" and summary["pretrained"] is True

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from pathwaygrad.cli.demo import demo_weights_path
 from pathwaygrad.cli.main import main
+from pathwaygrad.models import demo_weights_path
 
 
 def test_bundled_weights_are_small_documented_and_load():

@@ -215,7 +215,7 @@ def test_no_library_is_patched_and_vision_packages_load_lazily():
     import sys
 
     code = (
-        "import sys, pathwaygrad, pathwaygrad.models as m;"
+        "import sys, pathwaygrad, pathwaygrad.models as m, pathwaygrad.explainee;"
         "m.load_model('resnet20');"
         "assert 'torchvision' not in sys.modules and 'timm' not in sys.modules, 'imported';"
         "print('ok')"

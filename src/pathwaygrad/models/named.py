@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from pathwaygrad._io import atomic_write
+from pathwaygrad._io import save_torch
 from pathwaygrad.errors import UserError
 
 __all__ = [
@@ -55,7 +55,7 @@ def export_demo_weights(
     out.update(meta)
     out["state_dict"] = state
     path = Path(dest) if dest is not None else ASSETS / DEMO_WEIGHTS
-    return atomic_write(path, lambda fh: torch.save(out, fh))
+    return save_torch(out, path)
 
 
 def shared_weights_path(model: str) -> Path:

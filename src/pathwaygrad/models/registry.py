@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from pathwaygrad.data.arrays import IMAGENET_MEAN, IMAGENET_STD
 from pathwaygrad.errors import UserError
 from pathwaygrad.models.cifar_resnet import resnet20, resnet32, resnet44, resnet56
 from pathwaygrad.models.resnet8 import resnet8
@@ -38,9 +39,6 @@ __all__ = [
     "load_model",
     "model_info",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
