@@ -46,7 +46,9 @@ from pathwaygrad.analysis.run import (
     ANALYSES,
     AnalysisConfig,
     analysis_config,
+    load_data,
     run_analysis,
+    run_config,
 )
 
 __all__ = [
@@ -68,12 +70,14 @@ __all__ = [
     "jaccard",
     "jaccard_matrix",
     "linearity_analysis",
+    "load_data",
     "linearization_error",
     "local_linearity",
     "overlap_analysis",
     "pathway_specs",
     "pattern_radius",
     "run_analysis",
+    "run_config",
     "subset",
     "top_neuron",
 ]

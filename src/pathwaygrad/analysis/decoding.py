@@ -64,7 +64,8 @@ class FourierImage(torch.nn.Module):
         self.register_buffer("color", c.float())
 
     def forward(self) -> torch.Tensor:
-        spec = torch.view_as_complex(self.spectrum) * self.scale
+        scale: torch.Tensor = self.scale  # type: ignore[assignment]
+        spec = torch.view_as_complex(self.spectrum) * scale
         img = torch.fft.irfft2(spec, s=self.size, norm="ortho")
         if self.decorrelate:
             img = torch.einsum("nchw,dc->ndhw", img, self.color)

@@ -50,7 +50,9 @@ def fidelity(model, inputs: torch.Tensor, pathway, full_logits: torch.Tensor | N
 FIELDS = ("full_logit", "logit", "full_prob", "prob", "kept", "logit_ratio", "sparsity")
 
 
-def fidelity_records(model, inputs: torch.Tensor, pathway_set, indices: Sequence[int]) -> dict:
+def fidelity_records(
+    model, inputs: torch.Tensor, pathway_set, indices: Sequence[int] | np.ndarray
+) -> dict:
     """Fidelity of every pathway of a batch: ``{sparsity: {field: (B, M) array}}`` + ``index``."""
     labels = [s.label for s in pathway_set.specs]
     out: dict = {"index": np.asarray(indices)}

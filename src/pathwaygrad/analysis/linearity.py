@@ -58,7 +58,7 @@ _PIECEWISE_LINEAR = ("relu", "leaky_relu")
 class Prepared:
     """A model made ready for pattern measurements: a copy in ``dtype`` (or the model itself)."""
 
-    model: object
+    model: Any
     dtype: torch.dtype
     activations: tuple[str, ...]
 
@@ -268,6 +268,7 @@ def pattern_radius(
     """
     prep = prepare(model, dtype, activations)
     x = inputs.detach().to(prep.dtype)
+    grad: torch.Tensor | None = None
     if directions is None:
         grad = _target_value_and_grad(prep, x, masks, target)[1] if gradient else None
         dirs, names = make_directions(x, n_random, seed, grad)
@@ -280,7 +281,7 @@ def pattern_radius(
         names = [f"direction{i}" for i in range(dirs.shape[1])]
     pattern = _Pattern(prep, x, masks, chunk_size)
     radius, censored = _bisect(pattern, x, dirs, t_min, t_max, rtol)
-    if directions is None and gradient:
+    if directions is None and grad is not None:
         radius[_zero(grad), 0] = float("nan")
     return {"radius": radius.cpu(), "censored": censored.cpu(), "directions": names}
 
@@ -397,7 +398,7 @@ def linearity_records(
     model,
     inputs: torch.Tensor,
     pathway_set,
-    indices: Sequence[int],
+    indices: Sequence[int] | np.ndarray,
     labels: Sequence[str] | None = None,
     *,
     include_full: bool = True,
@@ -534,7 +535,7 @@ def linearity_analysis(
 
     specs = pathway_specs(methods)
     prep = prepare(model, dtype, activations)
-    opts = dict(
+    opts: dict[str, Any] = dict(
         n_random=n_random,
         radii=radii,
         radius_multiples=radius_multiples,

@@ -42,14 +42,15 @@ def layer_counts(a, b) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.
         from pathwaygrad.errors import PathwayMismatchError
 
         raise PathwayMismatchError("the two pathways do not cover the same neurons")
-    cols = [[], [], [], []]
+    cols: list[list[torch.Tensor]] = [[], [], [], []]
     for x, y in zip(ma, mb):
         x2, y2 = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
         cols[0].append((x2 & y2).sum(1, dtype=torch.float64))
         cols[1].append((x2 | y2).sum(1, dtype=torch.float64))
         cols[2].append(x2.sum(1, dtype=torch.float64))
         cols[3].append(y2.sum(1, dtype=torch.float64))
-    return tuple(torch.stack(c, dim=1) for c in cols)
+    inter, union, kept_a, kept_b = (torch.stack(c, dim=1) for c in cols)
+    return inter, union, kept_a, kept_b
 
 
 def _ratio(num: torch.Tensor, den: torch.Tensor, empty: float) -> torch.Tensor:
@@ -100,7 +101,7 @@ def jaccard_matrix(pathways: Sequence, layerwise: bool = False) -> torch.Tensor:
     return out
 
 
-def overlap_records(pathway_set, indices: Sequence[int]) -> dict:
+def overlap_records(pathway_set, indices: Sequence[int] | np.ndarray) -> dict:
     """Overlap numbers of one batch (a :class:`~pathwaygrad.analysis.pathways.PathwaySet`).
 
     Returns ``{sparsity: {"jaccard": (B, M, M), "layer_jaccard": (B, calls, M, M),
@@ -183,6 +184,7 @@ class OverlapResult:
 
     def summary(self) -> dict:
         """JSON-ready means and standard deviations per sparsity (shares and IoU as fractions)."""
+        assert self.dead_fraction is not None and self.site_sizes is not None
         out = {
             "methods": self.labels,
             "display": self.display,

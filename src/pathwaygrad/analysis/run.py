@@ -583,11 +583,11 @@ def _run(
     }
     summaries = {}
     if ov:
-        res = OverlapResult.from_batches(ov, cfg.specs, sites, main_sps)
-        summaries["overlap"] = write_overlap(res, run, config)
+        overlap = OverlapResult.from_batches(ov, cfg.specs, sites, main_sps)
+        summaries["overlap"] = write_overlap(overlap, run, config)
     if fi:
-        res = FidelityResult.from_batches(fi, cfg.specs, main_sps)
-        summaries["fidelity"] = write_fidelity(res, run, config)
+        fid = FidelityResult.from_batches(fi, cfg.specs, main_sps)
+        summaries["fidelity"] = write_fidelity(fid, run, config)
     if li:
         settings = dict(lin_opts, dtype=str(cfg.linearity_options["dtype"]))
         res = LinearityResult.from_batches(
@@ -714,6 +714,7 @@ def write_overlap(res: OverlapResult, run: Any, config: dict) -> dict:
             res.mean("layer_jaccard", s),
             res.mean("layer_sparsity", s),
         )
+        assert res.dead_fraction is not None
         net_dead = np.nanmean(res.dead_fraction, axis=0)
         for c, site in enumerate(res.sites):
             for i, a in enumerate(res.labels):

@@ -40,7 +40,12 @@ def register(subparsers) -> None:
         help="model (resnet20, ..., package.module:factory, torchvision:NAME); "
         "with --preset quick and no --model: the pretrained CIFAR ResNet-20",
     )
-    p.add_argument("--weights", default=None, help="weights file of --model")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="weights of --model: a file, 'shared' (the ../shared CIFAR-10 ResNets), 'demo', or "
+        "a torchvision / timm weights name",
+    )
     p.add_argument(
         "--data",
         default=None,
@@ -73,8 +78,8 @@ def register(subparsers) -> None:
         "--activations",
         default=None,
         help="activation kinds that hold neurons, comma-separated (relu,gelu,silu,...) or "
-        "auto (default: the core's: ReLU when the model calls it, else the elementwise "
-        "activations it calls)",
+        "auto; unset: ReLU when the model calls it, else the elementwise activations it "
+        "calls (a note says which)",
     )
     p.add_argument(
         "--out",
@@ -84,7 +89,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace another run's results in --out (default: refuse)",
+        help="replace another run's results in --out (without it: refuse)",
     )
     p.add_argument(
         "--preset",
