@@ -12,8 +12,23 @@ from pathwaygrad.errors import UserError
 TargetLike = int | Sequence[int] | torch.Tensor | None
 
 
-def check_inputs(inputs) -> torch.Tensor:
-    """A floating tensor with a batch dimension and only finite values."""
+def check_grad_mode() -> None:
+    """Gradients are impossible under ``torch.inference_mode()``: say so before any work."""
+    if torch.is_inference_mode_enabled():
+        raise UserError(
+            "pathwaygrad needs gradients, which torch.inference_mode() forbids; call it outside "
+            "the `with torch.inference_mode():` block (torch.no_grad() is fine)"
+        )
+
+
+def check_inputs(inputs, grad: bool = True) -> torch.Tensor:
+    """A floating tensor with a batch dimension and only finite values.
+
+    With ``grad`` (the call computes gradients), refuses to run under ``torch.inference_mode()``;
+    inputs made under inference mode are copied into a normal tensor.
+    """
+    if grad:
+        check_grad_mode()
     if isinstance(inputs, tuple | list):
         raise UserError(
             "inputs must be one tensor of shape (batch, ...); tuple inputs are not supported"
@@ -32,6 +47,8 @@ def check_inputs(inputs) -> torch.Tensor:
         )
     if not torch.isfinite(inputs).all():
         raise UserError("inputs contain NaN or infinite values; clean or re-normalise them first")
+    if grad and inputs.is_inference():
+        inputs = inputs.clone()  # an inference tensor cannot take part in autograd
     return inputs
 
 
@@ -41,7 +58,8 @@ def check_sparsity(sparsity) -> float:
         s = float(sparsity)
     except (TypeError, ValueError):
         raise UserError(
-            f"sparsity must be a number of percent pruned in [0, 100) or 'adaptive', got {sparsity!r}"
+            "sparsity must be a number of percent pruned in [0, 100) or 'adaptive', "
+            f"got {sparsity!r}"
         ) from None
     if not (0.0 <= s < 100.0) or math.isnan(s):
         raise UserError(
@@ -121,16 +139,19 @@ def forward_args(additional_forward_args) -> tuple:
 
 
 def run_model(runner, inputs, transform=None, extra=(), names=False):
-    """Forward through ``runner``; a failing forward becomes an error that names the input shape."""
-    from pathwaygrad.errors import NoActivationError
+    """Forward through ``runner``, checking that the model returns logits (B, K).
 
+    An exception raised inside the model propagates with its own type (a CUDA out-of-memory
+    error stays a ``torch.OutOfMemoryError``); a note names the inputs it failed on.
+    """
     try:
         out, site_names, kinds = runner.forward(inputs, transform, extra, names=names)
-    except (NoActivationError, UserError):
+    except UserError:
         raise
-    except RuntimeError as exc:
-        raise UserError(
-            f"the model failed on inputs of shape {tuple(inputs.shape)} and dtype "
-            f"{inputs.dtype}: {exc}. Check the input shape, channels and device the model expects."
-        ) from exc
+    except Exception as exc:
+        exc.add_note(
+            f"pathwaygrad: raised in the model's forward pass on inputs of shape "
+            f"{tuple(inputs.shape)}, dtype {inputs.dtype}, device {inputs.device}"
+        )
+        raise
     return check_logits(out), site_names, kinds

@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 
 from pathwaygrad._inputs import resolve_targets, run_model
-from pathwaygrad.errors import UserError
 from pathwaygrad.sites import ReLUOutput, mask_output
 
 __all__ = ["Probe", "probe", "target_outputs"]
@@ -100,8 +99,7 @@ class _Recorder:
 
 
 def _edits_leaf(exc: Exception) -> bool:
-    cause = exc.__cause__ if isinstance(exc, UserError) else exc
-    return "leaf Variable that requires grad is being used in an in-place" in str(cause)
+    return "leaf Variable that requires grad is being used in an in-place" in str(exc)
 
 
 def _probe(runner, inputs, target, extra, masks, grad, protect) -> Probe:
@@ -111,7 +109,7 @@ def _probe(runner, inputs, target, extra, masks, grad, protect) -> Probe:
             logits, names, kinds = run_model(runner, inputs, rec, extra, names=True)
             targets = resolve_targets(target, logits)
             y = target_outputs(logits, targets).sum() if grad else None
-    except (UserError, RuntimeError) as exc:
+    except RuntimeError as exc:
         # The model edits an activation in place after the call: give it copies.
         if protect or not _edits_leaf(exc):
             raise

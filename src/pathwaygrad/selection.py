@@ -330,7 +330,7 @@ def pathway_logits(
     """
     from pathwaygrad.errors import PathwayMismatchError
 
-    inputs = check_inputs(inputs)
+    inputs = check_inputs(inputs, grad=False)
     if pathway.batch_size != inputs.shape[0]:
         raise PathwayMismatchError(
             f"the pathway holds {pathway.batch_size} example(s) but inputs hold {inputs.shape[0]}"

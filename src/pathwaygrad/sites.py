@@ -610,11 +610,8 @@ def _describe(table: dict[Callable, str]) -> str:
 
 
 def _is_compiled(fn) -> bool:
-    try:
-        from torch._dynamo.eval_frame import OptimizedModule
-    except Exception:  # pragma: no cover - very old torch
-        return False
-    return isinstance(fn, OptimizedModule)
+    """Whether ``fn`` is a ``torch.compile``'d module (it wraps the original as ``_orig_mod``)."""
+    return isinstance(fn, nn.Module) and isinstance(getattr(fn, "_orig_mod", None), nn.Module)
 
 
 def activation_sites(
