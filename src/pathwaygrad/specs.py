@@ -260,7 +260,7 @@ _INFO = [
         "pathway",
         "Dead path",
         "Dead path",
-        "neurons whose activation is > 0 (analysis only; no sparsity)",
+        "the neurons whose activation is <= 0 (analysis only; no sparsity)",
     ),
     MethodInfo("gradient", "baseline", "Gradient", "Gradient", "signed input gradient"),
     MethodInfo(
