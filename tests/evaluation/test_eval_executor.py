@@ -15,24 +15,27 @@ from pathwaygrad.errors import UserError
 from pathwaygrad.evaluation._executor import LocalProcessExecutor, SequentialExecutor, make_executor
 
 from . import processes
+from .synthetic import mlp
 
 ROOT = Path(__file__).resolve().parents[2]
 
 DRIVER = """
 import sys
-sys.path.insert(0, {root!r})
+sys.path[:0] = {paths!r}
 import torch
-torch.set_num_threads(1)
-from tests.evaluation.synthetic import make_data, mlp, region_map, train
+from {synthetic} import make_data, mlp, region_map, train
 from pathwaygrad.evaluation.roar import remove_and_retrain
-data, test = make_data(640, seed=1), make_data(200, seed=2)
-torch.manual_seed(0)
-explainer = train(mlp(), data, epochs=2)
-# 4 cells of very many epochs on 2 workers: both are training when the run is killed
-remove_and_retrain(mlp, data, test, [("region", region_map)], out_dir={out!r},
-                   fractions=(0.1, 0.5), explain_model=explainer, include_base=False,
-                   train_kwargs={{"epochs": 100000, "batch_size": 64, "augment": False}},
-                   executor="local", workers=2, progress=False)
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    data, test = make_data(640, seed=1), make_data(200, seed=2)
+    torch.manual_seed(0)
+    explainer = train(mlp(), data, epochs=2)
+    # 4 cells of very many epochs on 2 workers: both are training when the run is killed
+    remove_and_retrain(mlp, data, test, [("region", region_map)], out_dir={out!r},
+                       fractions=(0.1, 0.5), explain_model=explainer, include_base=False,
+                       train_kwargs={{"epochs": 100000, "batch_size": 64, "augment": False}},
+                       executor="local", workers=2, progress=False)
 """
 
 
@@ -40,20 +43,20 @@ def _start_training_run(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
     """A ROAR run in a subprocess, returned once both workers train (checkpoints exist)."""
     out = tmp_path / "run"
     script = tmp_path / "driver.py"
-    script.write_text(DRIVER.format(root=str(ROOT), out=str(out)))
-    driver = subprocess.Popen(
-        [sys.executable, str(script)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    script.write_text(DRIVER.format(paths=paths, synthetic=mlp.__module__, out=str(out)))
+    log = tmp_path / "driver.log"
+    with open(log, "wb") as fh:
+        driver = subprocess.Popen(
+            [sys.executable, str(script)], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT
+        )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and driver.poll() is None:
         if len(list((out / "checkpoints").glob("*/last.pt"))) >= 2:
             break
         time.sleep(0.3)
     if driver.poll() is not None:
-        pytest.fail(f"the run ended early: {driver.stderr.read().decode()[-2000:]}")
+        pytest.fail(f"the run ended early: {log.read_text()[-2000:]}")
     assert len(list((out / "checkpoints").glob("*/last.pt"))) >= 2, "workers never trained"
     family = processes.descendants(driver.pid)
     assert len(family) >= 2  # the two workers (and the resource tracker)

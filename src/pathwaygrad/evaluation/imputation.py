@@ -24,6 +24,9 @@ the metric in ``metrics/``).
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -128,7 +131,7 @@ def _impute_banded(x: np.ndarray, remove: np.ndarray, out: np.ndarray, eps) -> N
         out[r].transpose(0, 2, 3, 1)[remove[r]] = values
 
     with _one_blas_thread():
-        run([lambda r=r: work(r) for r in runs])
+        run([functools.partial(work, r) for r in runs])
 
 
 _THREADED_UNKNOWNS = 1 << 14  # fewer unknowns than this in all: one thread
@@ -195,7 +198,7 @@ def _band(diag: np.ndarray, entries, u: int, dtype) -> np.ndarray:
     return band
 
 
-_CONTROLLER = []
+_CONTROLLER: list[Any] = []
 
 
 def _one_blas_thread():
@@ -327,6 +330,6 @@ def noisy_linear_impute(
     out = _solve_cg(x.detach(), remove, tol, max_iter)
     if noise:
         g = make_generator(generator, x.device)
-        eps = torch.randn(out.shape, generator=g, device=x.device, dtype=out.dtype) * noise
-        out = torch.where(remove.to(x.device).unsqueeze(1), out + eps, out)
+        noise_t = torch.randn(out.shape, generator=g, device=x.device, dtype=out.dtype) * noise
+        out = torch.where(remove.to(x.device).unsqueeze(1), out + noise_t, out)
     return out

@@ -115,9 +115,22 @@ class RayExecutor(Executor):
                     kwargs["job_config"] = ray.job_config.JobConfig(code_search_path=paths)
             else:
                 kwargs.setdefault("address", self.address)
-            ray.init(**kwargs)
+            self._init(ray, kwargs)
             self._started = True
         return ray
+
+    def _init(self, ray, kwargs: dict) -> None:
+        """``ray.init``; a local instance that timed out during start-up (Ray waits 30 s for its
+        raylet, too short on an overloaded machine) is started once more."""
+        attempts = 2 if self.address is None else 1
+        for attempt in range(attempts):
+            try:
+                ray.init(**kwargs)
+                return
+            except Exception as exc:
+                if attempt + 1 == attempts or "timed out during startup" not in str(exc):
+                    raise
+                ray.shutdown()
 
     def close(self) -> None:
         """Drop the object-store references; stop Ray if this executor started it."""

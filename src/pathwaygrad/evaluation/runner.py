@@ -217,6 +217,7 @@ def _roar(protocol, s, r: dict, run, specs, echo):
 
     preset = _preset(s.preset)
     spec = s.model or "resnet8"
+    factory: Callable[[], Any]
     if s.model is None and preset.roar_widths is not None:
         factory = functools.partial(ResNet8, widths=tuple(preset.roar_widths))
         arch = f"ResNet-8 widths {tuple(preset.roar_widths)}"
