@@ -222,9 +222,6 @@ class Explanation:
     activations: tuple[str, ...] = ("relu",)
     activations_note: str | None = None
 
-    def __getitem__(self, key: str) -> Any:  # result["maps"] as in earlier versions
-        return getattr(self, key)
-
 
 # --------------------------------------------------------------------------------- loading
 def load_explainee(
@@ -260,8 +257,11 @@ def load_explainee(
     from pathwaygrad.models.weights import read_checkpoint
 
     given = _given_class_names(classes)
+    meta: dict = {}
+    vision = None
+    spec: str
     if isinstance(model, nn.Module):
-        net, spec, meta, vision = model, type(model).__name__, {}, None
+        net, spec = model, type(model).__name__
         if weights is not None:
             from pathwaygrad.models import load_weights
 
@@ -269,19 +269,18 @@ def load_explainee(
     else:
         path = resolve_weights(model, weights)
         vision_spec = bool(model) and str(model).partition(":")[0] in VISION_SOURCES
-        meta = {}
         if path is not None and not (vision_spec and _is_name(path)):
             meta = read_checkpoint(path)[1]
-        spec = model or meta.get("model")
-        if not spec:
+        named = model or meta.get("model")
+        if not named:
             raise UserError("no --model given and the weights file names none")
+        spec = str(named)
         names = given or meta.get("classes")
         n = len(names) if names else None
         if vision_spec:
             vision = load_vision_model(spec, path, num_classes=n)
             net = vision.model
         else:
-            vision = None
             net = load_model(spec, path, num_classes=n)
     net = net.to(device).eval()
     channels = input_channels(net)
@@ -321,7 +320,7 @@ def load_explainee(
         transform=transform,
         preprocessing=(
             vision.preprocessing
-            if transform is not None
+            if vision is not None and transform is not None
             else (f"centre square, resize to {size} x {size} (bicubic), " if size else "")
             + f"normalise mean {list(m)} std {list(s)}"
         ),
@@ -456,7 +455,7 @@ def _explain_one(
     for spec in specs:
         own = dict(spec.options)
         levels = [own["sparsity"]] if "sparsity" in own else list(sparsities)
-        for s in levels if spec.is_pathway else [None]:
+        for s in levels if spec.is_pathway else [90.0]:
             label = f"{spec.label}@{s:g}" if sweep and s != "adaptive" else spec.label
             t0 = time.perf_counter()
             rec: dict = {"method": spec.name}

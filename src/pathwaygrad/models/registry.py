@@ -16,6 +16,7 @@ import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -74,6 +75,9 @@ class Normalize(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
 
@@ -103,7 +107,11 @@ def model_info(spec: str) -> ModelInfo:
     key = spec.lower().replace("-", "")
     if key in MODELS:
         return MODELS[key]
-    return ModelInfo(factory=lambda **_: None, input_size=None, description=spec)
+    return ModelInfo(factory=_no_factory, input_size=None, description=spec)
+
+
+def _no_factory(**_: object) -> nn.Module:
+    raise UserError("build this model with load_model(spec), not from its ModelInfo")
 
 
 def _from_factory(spec: str, num_classes: int | None) -> nn.Module:
@@ -112,7 +120,7 @@ def _from_factory(spec: str, num_classes: int | None) -> nn.Module:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise UserError(f"cannot import module {module_name!r} of model {spec!r}: {exc}") from exc
-    factory = module
+    factory: Any = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)
         if factory is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,6 +34,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if not path.is_file():
         raise UserError(f"weights {path} is a folder, not a file: pass the weights file in it")
     meta: dict = {}
+    obj: Any
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
