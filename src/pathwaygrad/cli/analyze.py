@@ -96,8 +96,8 @@ def register(subparsers) -> None:
         choices=("paper", "quick"),
         default="paper",
         help="settings: 'paper' (DGR 1000 iterations, Greedy step 1, ...) or "
-        "'quick' (fits ~10 minutes per analysis on 2 CPU cores; reduced DGR and "
-        "Greedy schedules, see docs/analysis.md)",
+        "'quick' (200 images, reduced DGR and Greedy schedules: overlap or fidelity take "
+        "about 13 CPU-minutes, 7-13 minutes on 2 cores; see docs/commands/analyze.md)",
     )
     p.add_argument("--dgr-iterations", type=int, default=None, help="DGR iterations")
     p.add_argument(
