@@ -97,7 +97,7 @@ def register(subparsers) -> None:
         default="paper",
         help="settings: 'paper' (DGR 1000 iterations, Greedy step 1, ...) or "
         "'quick' (200 images, reduced DGR and Greedy schedules: overlap or fidelity take "
-        "about 13 CPU-minutes, 7-13 minutes on 2 cores; see docs/commands/analyze.md)",
+        "about 13 CPU-minutes, an estimated 7-13 minutes on 2 cores; see docs/commands/analyze.md)",
     )
     p.add_argument("--dgr-iterations", type=int, default=None, help="DGR iterations")
     p.add_argument(
