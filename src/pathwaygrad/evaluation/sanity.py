@@ -131,8 +131,9 @@ def reinitialize(module: nn.Module, init: str = "paper", seed: int = 0) -> None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             for m in module.modules():
-                if callable(getattr(m, "reset_parameters", None)):
-                    m.reset_parameters()
+                reset = getattr(m, "reset_parameters", None)
+                if callable(reset):
+                    reset()
     else:
         raise UserError(f"init must be 'paper' or 'default', got {init!r}")
 

@@ -188,7 +188,7 @@ def write_claim_report(
         lines += ["![ROAR accuracy vs t](figures/roar.png)\n", "*ROAR accuracy vs t*\n"]
     lines += [
         "## The rule and its margin\n",
-        roar_claim.__doc__.strip().replace("\n    ", "\n") + "\n",
+        (roar_claim.__doc__ or "").strip().replace("\n    ", "\n") + "\n",
         "## Settings\n",
         f"- Model retrained: ResNet-8 (basic blocks [1, 1, 1], widths "
         f"{'/'.join(map(str, r.widths or (64, 128, 256)))}"

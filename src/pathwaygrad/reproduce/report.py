@@ -47,7 +47,9 @@ def _stats(values: list[float]) -> dict | None:
 
 
 def _overlap_tables(folder: Path) -> tuple[dict, dict, dict]:
-    iou, dead, real = defaultdict(dict), defaultdict(dict), defaultdict(dict)
+    iou: defaultdict[float, dict] = defaultdict(dict)
+    dead: defaultdict[float, dict] = defaultdict(dict)
+    real: defaultdict[float, dict] = defaultdict(dict)
     for r in _rows(folder / "overlap_jaccard.csv"):
         iou[float(r["sparsity"])][(base(r["method_a"]), base(r["method_b"]))] = _f(
             r["jaccard_mean"]
@@ -122,7 +124,7 @@ def collect(out: Path, models: dict, claim: dict | None = None) -> dict:
         lin[f"{base(r['pathway'])}:min"] = _f(r.get("radius_min_median"))
         lin[f"{base(r['pathway'])}:error_0.1"] = _f(r.get("error_at_0.1"))
     res["linearity"] = {k: v for k, v in lin.items() if v is not None} or None
-    fid = defaultdict(dict)
+    fid: defaultdict[float, dict] = defaultdict(dict)
     for r in _rows(out / f"analysis_{first}" / "fidelity.csv"):
         fid[float(r["sparsity"])][base(r["method"])] = {
             k: _f(v) for k, v in r.items() if k not in ("sparsity", "method", "display")

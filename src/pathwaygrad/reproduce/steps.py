@@ -172,8 +172,7 @@ def sanity(
     Writes ``results.csv`` / ``summary.json`` (one row per method x seed x step), ``spread.csv``
     (mean, sd, min, max over seeds per method x step) and ``sanity.png`` (mean ± sd over seeds).
     """
-    from pathwaygrad.evaluation import plots
-    from pathwaygrad.evaluation._results import ResultTable, write_csv
+    from pathwaygrad.evaluation import ResultTable, plots, write_csv
     from pathwaygrad.evaluation.sanity import sanity_check, summarize_seeds
 
     model = load_trained(arch, weights)
@@ -235,10 +234,16 @@ def retrain_model_factory(settings: RetrainSettings):
     if settings.channels_last:
         return functools.partial(channels_last_model, settings.model, settings.widths)
     if settings.model == "resnet8" and settings.widths is not None:
-        return functools.partial(ResNet8, widths=tuple(settings.widths))
+        return functools.partial(ResNet8, widths=_three(settings.widths))
     if settings.widths is not None:
         raise UserError(f"widths are a ResNet-8 setting, not one of {settings.model}")
     return functools.partial(load_model, settings.model)
+
+
+def _three(widths: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(widths) != 3:
+        raise UserError(f"ResNet-8 has three stages: give three widths, got {widths}")
+    return (int(widths[0]), int(widths[1]), int(widths[2]))
 
 
 def channels_last_model(name: str, widths: tuple[int, ...] | None) -> torch.nn.Module:
@@ -249,7 +254,7 @@ def channels_last_model(name: str, widths: tuple[int, ...] | None) -> torch.nn.M
     if widths is not None:
         if name != "resnet8":
             raise UserError(f"widths are a ResNet-8 setting, not one of {name}")
-        model = ResNet8(widths=tuple(widths))
+        model: torch.nn.Module = ResNet8(widths=_three(widths))
     else:
         model = load_model(name)
     return model.to(memory_format=torch.channels_last)

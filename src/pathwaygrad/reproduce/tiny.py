@@ -6,7 +6,9 @@ a small network learns it in seconds. Used to run the whole reproduction in a te
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -23,6 +25,13 @@ def _images(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.
             images.append(img)
             labels.append(c)
     return np.stack(images), np.asarray(labels)
+
+
+def _png_writer(image) -> Callable[[IO[bytes]], None]:
+    def write(fh: IO[bytes]) -> None:
+        image.save(fh, format="PNG")
+
+    return write
 
 
 def make_tiny(folder: Path) -> tuple[dict, str]:
@@ -43,8 +52,7 @@ def make_tiny(folder: Path) -> tuple[dict, str]:
             x, y = _images(n, rng)
             for i, (img, label) in enumerate(zip(x, y)):
                 d = data / split / f"class{label}"
-                png = Image.fromarray(img)
-                atomic_write(d / f"{i:04d}.png", lambda fh, png=png: png.save(fh, format="PNG"))
+                atomic_write(d / f"{i:04d}.png", _png_writer(Image.fromarray(img)))
         write_text(data / ".complete", "ok\n")
     if not weights.is_file():
         torch.manual_seed(0)
