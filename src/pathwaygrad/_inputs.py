@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 
+from pathwaygrad._devices import model_device
 from pathwaygrad.errors import UserError
 
 TargetLike = int | Sequence[int] | torch.Tensor | None
@@ -21,14 +24,17 @@ def check_grad_mode() -> None:
         )
 
 
-def check_inputs(inputs, grad: bool = True) -> torch.Tensor:
-    """A floating tensor with a batch dimension and only finite values.
+def check_inputs(inputs, model=None, grad: bool = True) -> torch.Tensor:
+    """A floating tensor with a batch dimension and only finite values, fit for ``model``.
 
     With ``grad`` (the call computes gradients), refuses to run under ``torch.inference_mode()``;
-    inputs made under inference mode are copied into a normal tensor.
+    inputs made under inference mode are copied into a normal tensor. With ``model``, also
+    refuses a model on the meta device and a single image without its batch dimension.
     """
     if grad:
         check_grad_mode()
+    if model is not None:
+        check_model(model)
     if isinstance(inputs, tuple | list):
         raise UserError(
             "inputs must be one tensor of shape (batch, ...); tuple inputs are not supported"
@@ -45,6 +51,15 @@ def check_inputs(inputs, grad: bool = True) -> torch.Tensor:
             f"inputs must have a non-empty batch dimension first, got shape {tuple(inputs.shape)}; "
             "for one example use inputs.unsqueeze(0)"
         )
+    if inputs.device.type == "meta":
+        raise UserError("inputs are on the meta device (they hold no values); pass real data")
+    if model is not None and inputs.ndim == 3:
+        first = _first_layer(model)
+        if isinstance(first, nn.Conv2d) and inputs.shape[0] == first.in_channels:
+            raise UserError(
+                f"expected inputs of shape (B, C, H, W), got {tuple(inputs.shape)}: one image "
+                "without its batch dimension; add it with x.unsqueeze(0)"
+            )
     if not torch.isfinite(inputs).all():
         raise UserError("inputs contain NaN or infinite values; clean or re-normalise them first")
     if grad and inputs.is_inference():
@@ -52,8 +67,32 @@ def check_inputs(inputs, grad: bool = True) -> torch.Tensor:
     return inputs
 
 
+def check_model(model) -> None:
+    """A model with real weights: not on the meta device."""
+    if isinstance(model, nn.Module) and model_device(model).type == "meta":
+        raise UserError(
+            "the model is on the meta device (its weights hold no values); load real weights "
+            "first, e.g. model.to_empty(device='cpu') then model.load_state_dict(...)"
+        )
+
+
+def _first_layer(model) -> nn.Module | None:
+    """The first module (in registration order) holding parameters of its own, e.g. the stem."""
+    if not isinstance(model, nn.Module):
+        return None
+    for module in model.modules():
+        if next(module.parameters(recurse=False), None) is not None:
+            return module
+    return None
+
+
 def check_sparsity(sparsity) -> float:
     """Sparsity is the percent of neurons pruned: 0 <= s < 100."""
+    if isinstance(sparsity, bool):
+        raise UserError(
+            f"sparsity must be a number of percent pruned in [0, 100), got {sparsity!r} "
+            "(a bool is not a number); e.g. sparsity=90"
+        )
     try:
         s = float(sparsity)
     except (TypeError, ValueError):
@@ -76,6 +115,34 @@ def check_options(method: str, options, allowed) -> None:
         raise UserError(
             f"method {method!r} takes no option(s) {sorted(unknown)}; "
             f"its options are {list(allowed) or 'none'}"
+        )
+
+
+def check_int(
+    method: str, name: str, value, minimum: int | None = None, none_ok: bool = False
+) -> None:
+    """An option that must be an integer (>= ``minimum``; None allowed when ``none_ok``)."""
+    if value is None and none_ok:
+        return
+    try:
+        number = operator.index(value)  # ints and numpy ints, not floats
+        ok = not isinstance(value, bool) and (minimum is None or number >= minimum)
+    except TypeError:
+        ok = False
+    if not ok:
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise UserError(
+            f"{method}: {name} must be an integer{bound}{' or None' if none_ok else ''}, "
+            f"got {value!r}"
+        )
+
+
+def check_number(method: str, name: str, value, minimum: float, above: bool = False) -> None:
+    """An option that must be a finite number >= ``minimum`` (> when ``above``)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < minimum or (above and value == minimum):
+        raise UserError(
+            f"{method}: {name} must be a number {'>' if above else '>='} {minimum}, got {value!r}"
         )
 
 

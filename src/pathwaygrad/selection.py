@@ -15,7 +15,7 @@ import torch
 from pathwaygrad._guard import preserved
 from pathwaygrad._inputs import check_inputs, check_options, check_sparsity, forward_args, run_model
 from pathwaygrad.errors import UserError
-from pathwaygrad.methods import METHOD_OPTIONS, PATHWAY_METHODS
+from pathwaygrad.methods import METHOD_OPTIONS, PATHWAY_METHODS, check_values
 from pathwaygrad.pathway import Pathway
 from pathwaygrad.probe import probe, target_outputs
 from pathwaygrad.sites import AUTO, ActivationRunner, Activations, MaskTransform
@@ -79,7 +79,8 @@ def select_pathway(
         additional_forward_args: extra arguments passed to ``model`` after the inputs.
         **options: method options, e.g. ``steps``, ``internal_batch_size`` (NeuronIntGrad),
             ``seed`` (Random, DGR), ``init``, ``lam``, ``lr``, ``iterations`` (DGR), ``step``
-            (Greedy).
+            and ``schedule`` (Greedy: ``"inclusive"`` percentiles 0..s, the default, or
+            ``"paper_figures"`` 0..s - step, see :mod:`pathwaygrad.methods.greedy`).
 
     Returns:
         a :class:`~pathwaygrad.Pathway` (masks per activation call, real sparsity per example).
@@ -106,7 +107,7 @@ def select_pathway(
     else:
         level = check_sparsity(sparsity)
     threshold = _check_threshold(method, threshold)
-    inputs = check_inputs(inputs)
+    inputs = check_inputs(inputs, model)
     extra = forward_args(additional_forward_args)
     runner = ActivationRunner(model, activations)
     if not adaptive:
@@ -169,7 +170,7 @@ def select_pathways(
     if not levels:
         raise UserError("sparsities must list at least one sparsity")
     threshold = _check_threshold(method, threshold)
-    inputs = check_inputs(inputs)
+    inputs = check_inputs(inputs, model)
     extra = forward_args(additional_forward_args)
     runner = ActivationRunner(model, activations)
     out, scores = _select_levels(
@@ -216,6 +217,7 @@ def _check_method(method: str, options: dict) -> None:
     if method not in PATHWAY_METHODS:
         raise UserError(f"unknown pathway method {method!r}; choose from {list(PATHWAY_METHODS)}")
     check_options(method, options, METHOD_OPTIONS[method])
+    check_values(method, options)
 
 
 def _pathway(first, runner, method: str, masks, requested: torch.Tensor) -> Pathway:
@@ -282,7 +284,8 @@ def score_neurons(
             "(greedy and dead select masks directly: use select_pathway)"
         )
     check_options(method, options, METHOD_OPTIONS[method])
-    inputs = check_inputs(inputs)
+    check_values(method, options)
+    inputs = check_inputs(inputs, model)
     extra = forward_args(additional_forward_args)
     runner = ActivationRunner(model, activations)
     with preserved(model):
@@ -330,7 +333,7 @@ def pathway_logits(
     """
     from pathwaygrad.errors import PathwayMismatchError
 
-    inputs = check_inputs(inputs, grad=False)
+    inputs = check_inputs(inputs, model, grad=False)
     if pathway.batch_size != inputs.shape[0]:
         raise PathwayMismatchError(
             f"the pathway holds {pathway.batch_size} example(s) but inputs hold {inputs.shape[0]}"

@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from pathwaygrad._guard import preserved
+from pathwaygrad._inputs import check_inputs
 from pathwaygrad.errors import NoActivationError, PathwayMismatchError, UserError
 from pathwaygrad.masking import KeepOnly, keep_only, keep_only_
 
@@ -589,8 +591,6 @@ def resolve_activations(
     normalisation layers are not neurons and never count. The model is left unchanged. Raises
     :class:`~pathwaygrad.errors.NoActivationError` when the model calls no supported kind.
     """
-    from pathwaygrad._guard import preserved
-
     if not _is_auto(activations):
         activation_table(activations)  # type: ignore[arg-type]
         kinds = (activations,) if isinstance(activations, str) else activations
@@ -625,8 +625,7 @@ def activation_sites(
     Returns one :class:`Site` per call (name, output shape with batch first, kind). Raises
     :class:`~pathwaygrad.errors.NoActivationError` if there is none.
     """
-    from pathwaygrad._guard import preserved
-
+    inputs = check_inputs(inputs, model, grad=False)
     runner = ActivationRunner(model, activations)
     shapes: list[tuple[int, ...]] = []
 

@@ -8,9 +8,15 @@ name                       paper's name        implementation
 ``integrated_gradients``   Integrated Grad.    ``captum.attr.IntegratedGradients``, 50 steps,
                            ("InputIntGrad")    zero baseline in normalised space
 ``guided_backprop``        Guided Backprop     pathwaygrad's activation interception (below)
-``grad_cam``               Grad-CAM            ``captum.attr.LayerGradCam``, bilinear upsampling
+``grad_cam``               Grad-CAM            ``captum.attr.LayerGradCam``, bilinear upsampling,
+                                               ``relu_attributions=True`` by default
 ``smoothgrad``             SmoothGrad          ``captum.attr.NoiseTunnel`` over signed gradient
 =========================  ==================  ===============================================
+
+Grad-CAM: by default the map is ReLU'd (``relu_attributions=True``, as TorchRay and the original
+Grad-CAM do), unlike a plain Captum ``LayerGradCam(...).attribute(...)`` call, whose default keeps
+negative values; ``relu_attributions=False`` gives exactly that plain Captum map (then upsampled the
+same way).
 
 Guided backprop: Captum's ``GuidedBackprop`` only changes ``nn.ReLU`` *modules*; on models with
 functional ``F.relu`` (the CIFAR ResNets) it silently returns the plain gradient. Here the guided
@@ -26,6 +32,8 @@ from torch import nn
 from pathwaygrad._guard import preserved
 from pathwaygrad._inputs import (
     check_inputs,
+    check_int,
+    check_number,
     check_options,
     forward_args,
     resolve_targets,
@@ -120,10 +128,54 @@ def _resolve_layer(model, layer, inputs):
     return layer
 
 
+_IG_RULES = (
+    "riemann_right",
+    "riemann_left",
+    "riemann_middle",
+    "riemann_trapezoid",
+    "gausslegendre",
+)
+
+
+def _check_values(method: str, options: dict) -> None:
+    """Refuse option values a baseline cannot run with (one-line UserError), before any work."""
+    get = options.get
+    if method == "integrated_gradients":
+        check_int(method, "n_steps", get("n_steps", 50), 1)
+        check_int(method, "internal_batch_size", get("internal_batch_size"), 1, none_ok=True)
+        if get("method", "gausslegendre") not in _IG_RULES:
+            raise UserError(
+                f"{method}: method must be one of {list(_IG_RULES)}, got {get('method')!r}"
+            )
+    elif method == "smoothgrad":
+        check_int(method, "nt_samples", get("nt_samples", 25), 1)
+        check_number(method, "stdevs", get("stdevs", 0.15), 0.0)
+        check_int(method, "seed", get("seed", 0))
+        check_int(method, "nt_samples_batch_size", get("nt_samples_batch_size"), 1, none_ok=True)
+    elif method == "grad_cam" and not isinstance(get("relu_attributions", True), bool):
+        raise UserError(
+            f"grad_cam: relu_attributions must be True or False, got {get('relu_attributions')!r}"
+        )
+
+
 def baseline_attribution(
-    method: str, model, inputs: torch.Tensor, target=None, additional_forward_args=None, **options
+    method: str,
+    model,
+    inputs: torch.Tensor,
+    /,
+    target=None,
+    additional_forward_args=None,
+    **options,
 ) -> torch.Tensor:
-    """Attribution of a baseline method; shaped like inputs (``grad_cam``: (B, 1, H, W))."""
+    """Attribution of a baseline method; shaped like inputs (``grad_cam``: (B, 1, H, W)).
+
+    Options: ``integrated_gradients``: ``n_steps`` (50), ``method`` ("gausslegendre"),
+    ``internal_batch_size``; ``smoothgrad``: ``nt_samples`` (25), ``stdevs`` (0.15, times the
+    inputs' range), ``seed``, ``nt_samples_batch_size``; ``grad_cam``: ``layer`` (default: the
+    last module with a spatial 4-D output) and ``relu_attributions``: True (default: the map is
+    ReLU'd, TorchRay-like) or False (exactly Captum's ``LayerGradCam`` default). Grad-CAM's map is
+    upsampled bilinearly to the input size with ``LayerAttribution.interpolate``.
+    """
     from captum.attr import (
         InputXGradient,
         IntegratedGradients,
@@ -136,7 +188,8 @@ def baseline_attribution(
     if method not in BASELINE_METHODS:
         raise UserError(f"unknown baseline {method!r}; choose from {list(BASELINE_METHODS)}")
     check_options(method, options, BASELINE_OPTIONS[method])
-    inputs = check_inputs(inputs)
+    _check_values(method, options)
+    inputs = check_inputs(inputs, model)
     extra = additional_forward_args
     with preserved(model), torch.no_grad():
         logits = model(inputs, *forward_args(extra))

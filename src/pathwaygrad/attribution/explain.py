@@ -10,7 +10,13 @@ from pathwaygrad.methods import PATHWAY_METHODS
 
 
 def explain(
-    model, inputs: torch.Tensor, method: str, target=None, additional_forward_args=None, **options
+    model,
+    inputs: torch.Tensor,
+    method: str,
+    /,
+    target=None,
+    additional_forward_args=None,
+    **options,
 ) -> torch.Tensor:
     """Saliency map of ``method`` for ``inputs`` (B, C, H, W).
 
@@ -19,7 +25,9 @@ def explain(
     ``sparsity`` (percent pruned, default 90) and the method's options) or a baseline
     (``"gradient"``, ``"input_x_gradient"``, ``"integrated_gradients"``, ``"guided_backprop"``,
     ``"grad_cam"``, ``"smoothgrad"``). Returns a tensor shaped like ``inputs``; ``grad_cam``
-    returns (B, 1, H, W). Maps are signed; nothing is normalised.
+    returns (B, 1, H, W). Maps are signed; nothing is normalised. ``model``, ``inputs`` and
+    ``method`` are positional, so that an option may itself be called ``method`` (Integrated
+    Gradients' integration rule).
     """
     if method in PATHWAY_METHODS:
         from pathwaygrad.attribution.pathway_gradient import pathway_gradient

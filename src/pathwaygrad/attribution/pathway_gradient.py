@@ -36,7 +36,7 @@ def pathway_gradient(
     Returns:
         a tensor shaped like ``inputs`` (no absolute value taken).
     """
-    inputs = check_inputs(inputs)
+    inputs = check_inputs(inputs, model)
     if pathway.batch_size != inputs.shape[0]:
         raise PathwayMismatchError(
             f"the pathway holds {pathway.batch_size} example(s) but inputs hold {inputs.shape[0]}; "

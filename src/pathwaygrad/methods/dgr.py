@@ -43,11 +43,10 @@ def dgr_scores(
     max_restarts: int = 3,
     progress: bool = False,
 ) -> list[torch.Tensor]:
-    """Gate values (B, ...) per call, used as scores; shapes like each call's output."""
-    if init not in ("ones", "random"):
-        raise ValueError(f"init must be 'ones' or 'random', got {init!r}")
-    if int(iterations) < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    """Gate values (B, ...) per call, used as scores; shapes like each call's output.
+
+    Option values are checked by the caller (:func:`pathwaygrad.methods.check_values`).
+    """
     batch = inputs.shape[0]
     soft_target = torch.softmax(probe.logits, dim=1)
     original = probe.logits.argmax(dim=1)
