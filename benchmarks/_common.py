@@ -138,7 +138,10 @@ def finish(args, name: str, ratios: dict, extra: dict | None = None) -> None:
 
 def add_models_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--models", default=None, help="comma-separated subset of vgg16,resnet50,resnet20"
+        "--models",
+        default=None,
+        help="comma-separated subset of vgg16,resnet50,resnet20,tv_resnet50,tv_vit_b_16 (the "
+        "last two: torchvision's own architectures)",
     )
 
 

@@ -1,7 +1,10 @@
-"""Benchmark models: VGG-16 and ResNet-50 (torchvision layer structure, random init) and a CIFAR ResNet-20.
+"""Benchmark models: VGG-16 and ResNet-50 (torchvision layer structure, random init), a CIFAR
+ResNet-20, and torchvision's own ResNet-50 and ViT-B/16 (``tv_resnet50``, ``tv_vit_b_16``; need the
+``vision`` extra).
 
-torchvision does not import beside the CPU torch of this project, so the two ImageNet architectures
-are written out here with torchvision's layer structure and initialisation:
+The first two ImageNet architectures are written out here with torchvision's layer structure and
+initialisation (they were written when torchvision did not import beside this project's torch; they
+keep the earlier benchmark figures comparable):
 
 - ``vgg16()``: 13 conv + ``nn.ReLU(inplace=True)`` in ``features``, ``AdaptiveAvgPool2d((7, 7))``,
   a classifier with two ``nn.ReLU(inplace=True)`` and two ``Dropout`` -> 15 ReLU calls, 13,555,712
@@ -23,7 +26,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MODEL_INPUTS", "build", "resnet20", "resnet50", "vgg16"]
+__all__ = [
+    "MODEL_ACTIVATIONS",
+    "MODEL_INPUTS",
+    "build",
+    "resnet20",
+    "resnet50",
+    "tv_resnet50",
+    "tv_vit_b_16",
+    "vgg16",
+]
 
 _VGG16_CFG = (
     64,
@@ -240,12 +252,34 @@ def resnet20(seed: int = 0, relu_modules: bool = False) -> nn.Module:
     return model.eval()
 
 
+def _torchvision(name: str, seed: int = 0) -> nn.Module:
+    """torchvision's own architecture ``name``, random init (seeded), eval mode."""
+    import torchvision.models as tvm
+
+    torch.manual_seed(seed)
+    return tvm.get_model(name, weights=None).eval()
+
+
+def tv_resnet50(seed: int = 0) -> nn.Module:
+    return _torchvision("resnet50", seed)
+
+
+def tv_vit_b_16(seed: int = 0) -> nn.Module:
+    return _torchvision("vit_b_16", seed)
+
+
 # name -> (factory, input shape of one example)
 MODEL_INPUTS = {
     "vgg16": (vgg16, (3, 224, 224)),
     "resnet50": (resnet50, (3, 224, 224)),
     "resnet20": (resnet20, (3, 32, 32)),
+    "tv_resnet50": (tv_resnet50, (3, 224, 224)),
+    "tv_vit_b_16": (tv_vit_b_16, (3, 224, 224)),
 }
+
+# The activation kinds that hold neurons, where not ReLU (given explicitly so that no run pays
+# for the "auto" detection pass).
+MODEL_ACTIVATIONS: dict[str, tuple[str, ...]] = {"tv_vit_b_16": ("gelu",)}
 
 
 def build(name: str, batch: int, seed: int = 0, size: int | None = None, **kwargs):
