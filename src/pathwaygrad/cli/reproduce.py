@@ -27,7 +27,7 @@ def register(subparsers) -> None:
             "the sanity check shows the paper's signed 2-D Spearman beside Quantus's default "
             "(absolute values, full maps) and uses the paper's re-initialisation (N(0, 0.1)) as "
             "its headline. "
-            "Presets: 'quick' (about 35 minutes on 2 idle CPU cores), 'paper' (the paper's "
+            "Presets: 'quick' (about 40 minutes on 2 idle CPU cores), 'paper' (the paper's "
             "settings; days on a CPU), 'claim' (the ROAR claim of section 3.5 on a ResNet-8 that "
             "reaches >= 75 %%: about 2.5 hours on 2 CPU cores; writes the claim report), 'tiny' "
             "(synthetic data and a tiny model, for tests). Resumable: rerun the same command "

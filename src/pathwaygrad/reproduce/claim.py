@@ -211,6 +211,11 @@ def write_claim_report(
         f"cell, seed {r.seed}.",
         "",
     ]
+    differ = _differences(settings, r)
+    if differ:
+        lines.append(
+            "**The run's recorded settings differ from the preset's:** " + "; ".join(differ) + ".\n"
+        )
     write_text(out / "report.md", "\n".join(lines) + "\n")
     results = {
         "preset": p.as_dict(),
@@ -235,6 +240,24 @@ def write_claim_report(
     }
     write_json(out / "results.json", results)
     return results
+
+
+def _differences(settings: dict, r) -> list[str]:
+    """What the run's summary.json records that disagrees with the preset (empty when unknown)."""
+    if not settings:
+        return []
+    want = {
+        "rank_by": r.rank_by,
+        "val_fraction": r.val_fraction,
+        "repeats": r.repeats,
+        "train": r.train_kwargs(),
+        "target": "predicted",
+    }
+    return [
+        f"{k}: run {settings[k]!r}, preset {v!r}"
+        for k, v in want.items()
+        if k in settings and settings[k] != v
+    ]
 
 
 def load_claim(path: str | Path) -> dict:
