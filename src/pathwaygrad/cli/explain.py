@@ -46,9 +46,10 @@ def add_model_arguments(p: argparse.ArgumentParser, *, threads: int | None = Non
     p.add_argument(
         "--methods",
         default=DEFAULT_METHODS,
-        help="comma-separated methods: pathway methods (neuron_mct, neuron_intgrad, greedy, "
-        "random, dgr, dead) and baselines (gradient, input_x_gradient, integrated_gradients, "
-        "guided_backprop, grad_cam, smoothgrad)",
+        help="methods separated by ',' (or ';' when options follow a name after ':', e.g. "
+        "'neuron_mct;ig=integrated_gradients:n_steps=20'): pathway methods (neuron_mct, "
+        "neuron_intgrad, greedy, random, dgr, dead) and baselines (gradient, input_x_gradient, "
+        "integrated_gradients, guided_backprop, grad_cam, smoothgrad)",
     )
     p.add_argument(
         "--sparsity",
