@@ -207,7 +207,13 @@ def _select_levels(
                 )
             del scores
     pathways = {
-        level: _pathway(first, runner, method, masks, torch.full((inputs.shape[0],), level))
+        level: _pathway(
+            first,
+            runner,
+            method,
+            masks,
+            torch.full((inputs.shape[0],), level, device=inputs.device),
+        )
         for level, masks in chosen.items()
     }
     return pathways, kept
@@ -365,7 +371,7 @@ def _adaptive(runner, inputs, first, extra, scores, threshold, cands, tolerance,
     full_prob = target_outputs(torch.softmax(first.logits, dim=1), first.targets)
     batch = inputs.shape[0]
     chosen = [None] * len(scores)
-    requested = torch.full((batch,), float("nan"))
+    requested = torch.full((batch,), float("nan"), device=full.device)
     kept_logits = torch.full((batch,), float("nan"), dtype=full.dtype, device=full.device)
     todo = torch.ones(batch, dtype=torch.bool, device=full.device)
     for i, level in enumerate(cands):
@@ -385,7 +391,7 @@ def _adaptive(runner, inputs, first, extra, scores, threshold, cands, tolerance,
                     if chosen[c] is None
                     else torch.where(take.view(-1, *([1] * (m.ndim - 1))), m, chosen[c])
                 )
-            requested[take.cpu()] = level
+            requested[take] = level
             kept_logits = torch.where(take, logit, kept_logits)
             todo &= ~take
         if not todo.any():

@@ -223,13 +223,13 @@ class MobileLike(_Gated):
         return self.fc(x.mean(dim=(2, 3)))
 
 
-def make(name: str, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
-    """A model in eval mode and a batch of 4 inputs for it."""
+def make(name: str, seed: int = 0, device="cpu") -> tuple[nn.Module, torch.Tensor]:
+    """A model in eval mode and a batch of 4 inputs for it, on ``device``."""
     torch.manual_seed(seed)
     cls = {**MODELS, **OTHER_MODELS}[name]
     model = cls().eval()
     shape = {MLP: (4, 20), TransformerLike: (4, 5, 8)}.get(cls, (4, 3, 8, 8))
-    return model, torch.randn(*shape)
+    return model.to(device), torch.randn(*shape).to(device)
 
 
 # ReLU models (the paper's setting), and models whose neurons are other activation kinds.

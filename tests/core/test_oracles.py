@@ -21,8 +21,8 @@ def _targets(model, x):
 
 @pytest.mark.parametrize("name", ALL_MODELS)
 @pytest.mark.parametrize("method", ["neuron_mct", "neuron_intgrad"])
-def test_sparsity_zero_equals_plain_gradient(name, method):
-    model, x = make(name)
+def test_sparsity_zero_equals_plain_gradient(name, method, device):
+    model, x = make(name, device=device)
     t = _targets(model, x)
     pathway = pg.select_pathway(model, x, method=method, sparsity=0.0)
     attr = pg.pathway_gradient(model, x, pathway)
@@ -33,13 +33,13 @@ def test_sparsity_zero_equals_plain_gradient(name, method):
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
-def test_masked_gradient_equals_hand_zeroed_network(name):
-    model, x = make(name)
+def test_masked_gradient_equals_hand_zeroed_network(name, device):
+    model, x = make(name, device=device)
     t = _targets(model, x)
     sites = pg.activation_sites(model, x)
     assert len(sites) == model.n_calls
     gen = torch.Generator().manual_seed(1)
-    masks = [torch.rand(s.shape, generator=gen) > 0.4 for s in sites]
+    masks = [(torch.rand(s.shape, generator=gen) > 0.4).to(device) for s in sites]
     pathway = Pathway(
         masks=masks,
         sites=[s.name for s in sites],
@@ -54,8 +54,8 @@ def test_masked_gradient_equals_hand_zeroed_network(name):
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
-def test_pathway_gradient_uses_selected_masks(name):
-    model, x = make(name)
+def test_pathway_gradient_uses_selected_masks(name, device):
+    model, x = make(name, device=device)
     pathway = pg.select_pathway(model, x, method="neuron_mct", sparsity=80.0)
     attr = pg.pathway_gradient(model, x, pathway)
     oracle = hand_gradient(model, x, [m.float() for m in pathway.masks], pathway.targets)
@@ -63,8 +63,8 @@ def test_pathway_gradient_uses_selected_masks(name):
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
-def test_neuron_mct_scores_equal_autograd(name):
-    model, x = make(name)
+def test_neuron_mct_scores_equal_autograd(name, device):
+    model, x = make(name, device=device)
     t = _targets(model, x)
     ns = pg.score_neurons(model, x, method="neuron_mct")
     acts, grads = hand_activations(model, x, None, t)
@@ -75,8 +75,8 @@ def test_neuron_mct_scores_equal_autograd(name):
 
 @pytest.mark.parametrize("name", ALL_MODELS)
 @pytest.mark.parametrize("steps", [1, 4])
-def test_neuron_intgrad_equals_per_call_per_alpha_loop(name, steps):
-    model, x = make(name)
+def test_neuron_intgrad_equals_per_call_per_alpha_loop(name, steps, device):
+    model, x = make(name, device=device)
     t = _targets(model, x)
     ns = pg.score_neurons(model, x, method="neuron_intgrad", steps=steps)
     acts, _ = hand_activations(model, x, None, t)
@@ -101,28 +101,30 @@ def test_neuron_intgrad_internal_batch_size_does_not_change_result():
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 37.5, 80.0, 90.0, 99.0])
-def test_global_threshold_matches_numpy_percentile(sparsity):
-    model, x = make("plain")
+def test_global_threshold_matches_numpy_percentile(sparsity, device):
+    model, x = make("plain", device=device)
     ns = pg.score_neurons(model, x, method="neuron_mct")
     pathway = pg.select_pathway(model, x, method="neuron_mct", sparsity=sparsity)
     for b in range(x.shape[0]):
-        flat = np.concatenate([s[b].flatten().double().numpy() for s in ns.scores])
+        flat = np.concatenate([s[b].flatten().double().cpu().numpy() for s in ns.scores])
         thr = np.percentile(flat, sparsity)
-        kept = np.concatenate([m[b].flatten().numpy() for m in pathway.masks])
+        kept = np.concatenate([m[b].flatten().cpu().numpy() for m in pathway.masks])
         np.testing.assert_array_equal(kept, flat > thr)
         real = 100.0 * (1 - kept.mean())
         assert pathway.sparsity[b].item() == pytest.approx(real, abs=1e-4)
         assert real >= sparsity - 100.0 / flat.size
 
 
-def test_per_layer_threshold_matches_numpy_percentile():
-    model, x = make("residual")
+def test_per_layer_threshold_matches_numpy_percentile(device):
+    model, x = make("residual", device=device)
     ns = pg.score_neurons(model, x, method="neuron_mct")
     pathway = pg.select_pathway(model, x, method="neuron_mct", sparsity=70, threshold="per_layer")
     for s, m in zip(ns.scores, pathway.masks):
         for b in range(x.shape[0]):
-            flat = s[b].flatten().double().numpy()
-            np.testing.assert_array_equal(m[b].flatten().numpy(), flat > np.percentile(flat, 70))
+            flat = s[b].flatten().double().cpu().numpy()
+            np.testing.assert_array_equal(
+                m[b].flatten().cpu().numpy(), flat > np.percentile(flat, 70)
+            )
 
 
 def test_real_sparsity_exceeds_request_with_ties_and_is_reported():
@@ -143,8 +145,8 @@ def test_real_sparsity_exceeds_request_with_ties_and_is_reported():
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
-def test_contribution_pathways_hold_no_dead_neuron(name):
-    model, x = make(name)
+def test_contribution_pathways_hold_no_dead_neuron(name, device):
+    model, x = make(name, device=device)
     dead = pg.select_pathway(model, x, method="dead")
     for method in ("neuron_mct", "neuron_intgrad"):
         p = pg.select_pathway(model, x, method=method, sparsity=50)
@@ -152,8 +154,8 @@ def test_contribution_pathways_hold_no_dead_neuron(name):
             assert not (m & d).any()
 
 
-def test_dead_path_is_nonpositive_activations():
-    model, x = make("plain")
+def test_dead_path_is_nonpositive_activations(device):
+    model, x = make("plain", device=device)
     t = _targets(model, x)
     acts, _ = hand_activations(model, x, None, t)
     dead = pg.select_pathway(model, x, method="dead")
@@ -172,9 +174,9 @@ def test_greedy_keeps_dead_neurons_and_far_fewer_pruned():
     assert (greedy.sparsity < 90).all()
 
 
-def test_greedy_matches_reference_iteration_by_hand():
+def test_greedy_matches_reference_iteration_by_hand(device):
     """Two iterations (step 50, sparsity 50) recomputed with numpy and hand-gated Taylor scores."""
-    model, x = make("mlp")
+    model, x = make("mlp", device=device)
     t = _targets(model, x)
     greedy = pg.select_pathway(model, x, method="greedy", sparsity=50, step=50)
     acts, grads = hand_activations(model, x, None, t)
@@ -182,16 +184,16 @@ def test_greedy_matches_reference_iteration_by_hand():
     for pct in (0.0, 50.0):
         masks = []
         for b in range(x.shape[0]):
-            flat = np.concatenate([s[b].flatten().double().numpy() for s in scores])
+            flat = np.concatenate([s[b].flatten().double().cpu().numpy() for s in scores])
             adj = np.where(flat <= 0, flat.max(), flat)
             thr = np.percentile(adj, pct)
-            masks.append([(s[b] > thr) | (s[b] <= 0) for s in scores])
+            masks.append([(s[b].cpu() > thr) | (s[b].cpu() <= 0) for s in scores])
         masks = [torch.stack([masks[b][k] for b in range(4)]) for k in range(len(scores))]
         if pct == 0.0:
-            acts, grads = hand_activations(model, x, [m.float() for m in masks], t)
+            acts, grads = hand_activations(model, x, [m.float().to(device) for m in masks], t)
             scores = [(a * g).abs() for a, g in zip(acts, grads)]
     for mine, ref in zip(greedy.masks, masks):
-        assert torch.equal(mine, ref)
+        assert torch.equal(mine.cpu(), ref)
 
 
 def test_greedy_schedule_ends_at_the_requested_sparsity():
@@ -202,8 +204,8 @@ def test_greedy_schedule_ends_at_the_requested_sparsity():
     assert greedy_schedule(0, 1) == [0.0]
 
 
-def test_random_prunes_p_percent_per_call_reproducibly():
-    model, x = make("plain")
+def test_random_prunes_p_percent_per_call_reproducibly(device):
+    model, x = make("plain", device=device)
     a = pg.select_pathway(model, x, method="random", sparsity=60, seed=3)
     b = pg.select_pathway(model, x, method="random", sparsity=60, seed=3)
     c = pg.select_pathway(model, x, method="random", sparsity=60, seed=4)
@@ -241,8 +243,8 @@ def test_dgr_random_init_runs_and_is_seeded():
     assert all(torch.equal(m, n) for m, n in zip(a.masks, b.masks))
 
 
-def test_adaptive_sparsity_keeps_logit_within_tolerance():
-    model, x = make("residual")
+def test_adaptive_sparsity_keeps_logit_within_tolerance(device):
+    model, x = make("residual", device=device)
     tol = 0.1
     p = pg.select_pathway(model, x, method="neuron_mct", sparsity="adaptive", tolerance=tol)
     kept = p.info["pathway_logits"]
@@ -277,21 +279,21 @@ def test_adaptive_probability_criterion():
     assert (p.requested_sparsity > 0).any()
 
 
-def test_iou_self_complement_and_known_value():
-    model, x = make("plain")
+def test_iou_self_complement_and_known_value(device):
+    model, x = make("plain", device=device)
     p = pg.select_pathway(model, x, method="neuron_mct", sparsity=50)
-    torch.testing.assert_close(p.iou(p), torch.ones(4))
-    torch.testing.assert_close(p.iou(p.complement()), torch.zeros(4))
+    torch.testing.assert_close(p.iou(p), torch.ones(4, device=device))
+    torch.testing.assert_close(p.iou(p.complement()), torch.zeros(4, device=device))
     q = pg.select_pathway(model, x, method="random", sparsity=50, seed=0)
     a, b = p.flat(), q.flat()
     by_hand = (a & b).sum(1).float() / (a | b).sum(1).float()
     torch.testing.assert_close(p.iou(q), by_hand)
 
 
-def test_guided_backprop_equals_captum_on_relu_modules():
+def test_guided_backprop_equals_captum_on_relu_modules(device):
     from captum.attr import GuidedBackprop
 
-    model, x = make("reused_inplace")
+    model, x = make("reused_inplace", device=device)
     t = _targets(model, x)
     ours = pg.explain(model, x, "guided_backprop")
     theirs = GuidedBackprop(model).attribute(x.clone().requires_grad_(), target=t)
@@ -315,8 +317,8 @@ def test_every_baseline_has_the_documented_shape(method):
     assert torch.isfinite(attr).all() and attr.abs().sum() > 0
 
 
-def test_gradient_baseline_is_signed_plain_gradient():
-    model, x = make("plain")
+def test_gradient_baseline_is_signed_plain_gradient(device):
+    model, x = make("plain", device=device)
     t = _targets(model, x)
     torch.testing.assert_close(pg.explain(model, x, "gradient"), hand_gradient(model, x, None, t))
 
@@ -327,8 +329,8 @@ def test_reduce_channels_keeps_sign_of_largest_magnitude():
     torch.testing.assert_close(out, torch.tensor([[[-2.0 / 3, -1.0]]]))
 
 
-def test_pathway_logits_equal_hand_gated_network():
-    model, x = make("residual")
+def test_pathway_logits_equal_hand_gated_network(device):
+    model, x = make("residual", device=device)
     p = pg.select_pathway(model, x, sparsity=80)
     with torch.no_grad():
         oracle = model(x, gates=[m.float() for m in p.masks])
