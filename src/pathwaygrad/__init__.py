@@ -24,6 +24,10 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, str] = {
     "ACTIVATION_KINDS": "pathwaygrad.sites",
     "BASELINE_METHODS": "pathwaygrad.attribution.baselines",
+    "Explainee": "pathwaygrad.explainee",
+    "Explanation": "pathwaygrad.explainee",
+    "METHODS": "pathwaygrad.specs",
+    "MethodSpec": "pathwaygrad.specs",
     "PATHWAY_METHODS": "pathwaygrad.methods",
     "NeuronScores": "pathwaygrad.selection",
     "Pathway": "pathwaygrad.pathway",
@@ -33,8 +37,12 @@ _EXPORTS: dict[str, str] = {
     "activation_sites": "pathwaygrad.sites",
     "errors": "pathwaygrad.errors",
     "explain": "pathwaygrad.attribution.explain",
+    "explain_files": "pathwaygrad.explainee",
+    "load_explainee": "pathwaygrad.explainee",
+    "load_vision_model": "pathwaygrad.models.vision",
     "pathway_gradient": "pathwaygrad.attribution.pathway_gradient",
     "pathway_logits": "pathwaygrad.selection",
+    "parse_methods": "pathwaygrad.specs",
     "reduce_channels": "pathwaygrad.visualization",
     "resolve_activations": "pathwaygrad.sites",
     "score_neurons": "pathwaygrad.selection",
@@ -46,6 +54,10 @@ _MODULES = frozenset({"errors"})
 __all__ = [  # the names of _EXPORTS and the version (tests/test_packaging.py checks they agree)
     "ACTIVATION_KINDS",
     "BASELINE_METHODS",
+    "Explainee",
+    "Explanation",
+    "METHODS",
+    "MethodSpec",
     "PATHWAY_METHODS",
     "NeuronScores",
     "Pathway",
@@ -55,8 +67,12 @@ __all__ = [  # the names of _EXPORTS and the version (tests/test_packaging.py ch
     "activation_sites",
     "errors",
     "explain",
+    "explain_files",
+    "load_explainee",
+    "load_vision_model",
     "pathway_gradient",
     "pathway_logits",
+    "parse_methods",
     "reduce_channels",
     "resolve_activations",
     "score_neurons",
@@ -70,7 +86,9 @@ if TYPE_CHECKING:  # what type checkers and editors see; nothing of this runs at
     from pathwaygrad.attribution.baselines import BASELINE_METHODS
     from pathwaygrad.attribution.explain import explain
     from pathwaygrad.attribution.pathway_gradient import PathwayGradient, pathway_gradient
+    from pathwaygrad.explainee import Explainee, Explanation, explain_files, load_explainee
     from pathwaygrad.methods import PATHWAY_METHODS
+    from pathwaygrad.models.vision import load_vision_model
     from pathwaygrad.pathway import Pathway
     from pathwaygrad.selection import (
         NeuronScores,
@@ -86,6 +104,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; nothing of this runs at
         activation_sites,
         resolve_activations,
     )
+    from pathwaygrad.specs import METHODS, MethodSpec, parse_methods
     from pathwaygrad.visualization import reduce_channels
 
     __version__: str
