@@ -182,3 +182,19 @@ def test_default_reinitialisation_is_the_papers_everywhere():
             assert preset.sanity_inits[0] == DEFAULT_INIT
     # and five seeds of the randomisation in the quick preset
     assert len(REPRODUCTION["quick"].draw_seeds) >= 5
+
+
+def test_runs_of_one_seed_each_merge_to_the_multi_seed_run():
+    from pathwaygrad.evaluation.sanity import merge_seeds
+
+    model = _rgb_cnn()
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    methods = [("gradient", gradient_map), "edge"]
+    together = sanity_check(model, x, methods, seeds=[0, 3], progress=False)
+    parts = [sanity_check(model, x, methods, seeds=[s], progress=False) for s in (3, 0)]
+    merged = merge_seeds(parts)
+    assert list(merged) == list(together)
+    assert merged.summary == together.summary
+    assert merged.meta["settings"]["seeds"] == [0, 3]
+    with pytest.raises(UserError):
+        merge_seeds([parts[0], parts[0]])

@@ -55,6 +55,7 @@ __all__ = [
     "reduce_maps",
     "reinitialize",
     "sanity_check",
+    "merge_seeds",
     "similarity",
     "summarize_seeds",
 ]
@@ -328,20 +329,7 @@ def sanity_check(
             work.load_state_dict(original_state)
         reinitialize(modules[unit], init, seed=draw * _SEED_STRIDE + step)
         record(draw, step, unit or "(model)", work)
-    rows.sort(key=lambda r: (r["seed"], r["step"]))  # stable: methods keep their order
-    spread = summarize_seeds(rows, measures)
-    summary = {}
-    last = len(units)
-    for s in specs:
-        mine = {r["step"]: r for r in spread if r["method"] == s.label}
-        summary[s.label] = {
-            "first_step": {m: mine[1][m] for m in measures} if 1 in mine else {},
-            "last_step": {m: mine[last][m] for m in measures},
-            "first_layer": mine[1]["layer"] if 1 in mine else None,
-            "first_step_spread": _spread_of(mine.get(1), measures),
-            "last_step_spread": _spread_of(mine.get(last), measures),
-            "seeds": draws,
-        }
+    summary = _summary(rows, [s.label for s in specs], measures, len(units))
     meta = {
         **PROTOCOL.to_dict(),
         "settings": {
@@ -357,7 +345,44 @@ def sanity_check(
         },
         "methods": [s.describe() for s in specs],
     }
+    rows.sort(key=lambda r: (r["seed"], r["step"]))  # stable: methods keep their order
     return ResultTable(rows, summary, meta)
+
+
+def _summary(rows: list[dict], labels: list[str], measures: Sequence[str], last: int) -> dict:
+    spread = summarize_seeds(rows, measures)
+    draws = sorted({int(r["seed"]) for r in rows})
+    summary = {}
+    for label in labels:
+        mine = {r["step"]: r for r in spread if r["method"] == label}
+        summary[label] = {
+            "first_step": {m: mine[1][m] for m in measures} if 1 in mine else {},
+            "last_step": {m: mine[last][m] for m in measures},
+            "first_layer": mine[1]["layer"] if 1 in mine else None,
+            "first_step_spread": _spread_of(mine.get(1), measures),
+            "last_step_spread": _spread_of(mine.get(last), measures),
+            "seeds": draws,
+        }
+    return summary
+
+
+def merge_seeds(tables: Sequence[ResultTable]) -> ResultTable:
+    """One table from :func:`sanity_check` runs of the same settings with other ``seeds`` (e.g.
+    one run per seed, kept as it finishes): the rows of all, the summary over all seeds. Equal
+    to one run with all the seeds."""
+    if not tables:
+        raise UserError("merge_seeds needs at least one table")
+    settings = dict(tables[0].meta["settings"])
+    rows = [dict(r) for t in tables for r in t]
+    seeds = [s for t in tables for s in {int(r["seed"]) for r in t}]
+    labels = list(dict.fromkeys(r["method"] for r in rows))
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"merge_seeds: a seed appears in two tables ({sorted(seeds)})")
+    rows.sort(key=lambda r: (r["seed"], r["step"]))
+    measures = settings["measures"]
+    summary = _summary(rows, labels, measures, len(settings["units_top_down"]))
+    settings["seeds"] = sorted({int(r["seed"]) for r in rows})
+    return ResultTable(rows, summary, {**tables[0].meta, "settings": settings})
 
 
 def _spread_of(row: dict | None, measures: Sequence[str]) -> dict:

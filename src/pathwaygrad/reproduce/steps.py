@@ -8,12 +8,13 @@ The report (:mod:`.report`) reads those files back.
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pathwaygrad._io import write_json
+from pathwaygrad._io import clean_json, load_json, write_json
 from pathwaygrad.errors import UserError
 from pathwaygrad.presets import ReproductionPreset, RetrainSettings, method_list
 
@@ -24,6 +25,10 @@ LINEARITY_RADII = (0.001, 0.01, 0.1, 1.0)
 
 
 # ---------------------------------------------------------------------------------- inputs
+def _sha1(path: str) -> str:
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def load_trained(arch: str, weights: str) -> torch.nn.Module:
     """The pretrained model ``arch`` with ``weights``, on the CPU, in eval mode."""
     from pathwaygrad.models import load_model
@@ -173,22 +178,41 @@ def sanity(
     (mean, sd, min, max over seeds per method x step) and ``sanity.png`` (mean ± sd over seeds).
     """
     from pathwaygrad.evaluation import ResultTable, plots, write_csv
-    from pathwaygrad.evaluation.sanity import sanity_check, summarize_seeds
+    from pathwaygrad.evaluation.sanity import merge_seeds, sanity_check, summarize_seeds
 
     model = load_trained(arch, weights)
     x = test_images(arch, data, preset.sanity_images, preset.seed)
-    table = sanity_check(
-        model,
-        x,
-        method_list(preset.sanity_methods, preset.sanity_sparsity),
-        mode="cascading",
-        init=init,
-        granularity="blocks",
-        batch_size=EXPLAIN_BATCH,
-        seed=preset.seed,
-        seeds=preset.draw_seeds,
-        progress=False,
-    )
+    methods = method_list(preset.sanity_methods, preset.sanity_sparsity)
+    # One run per seed, each kept as it finishes (a killed step resumes at the next seed); the
+    # merged table equals one run with every seed.
+    key = clean_json(
+        {"model": _sha1(weights), "data": data, "images": preset.sanity_images, "init": init,
+         "methods": methods, "image_seed": preset.seed}
+    )  # fmt: skip
+    parts = []
+    for s in preset.draw_seeds:
+        path = folder / "seeds" / f"seed_{s}.json"
+        saved = load_json(path) if path.is_file() else None
+        if saved is not None and saved.get("key") == key:
+            part = ResultTable(saved["rows"], saved["summary"], saved["meta"])
+        else:
+            part = sanity_check(
+                model,
+                x,
+                methods,
+                mode="cascading",
+                init=init,
+                granularity="blocks",
+                batch_size=EXPLAIN_BATCH,
+                seed=preset.seed,
+                seeds=[s],
+                progress=False,
+            )
+            write_json(
+                path, {"key": key, "rows": list(part), "summary": part.summary, "meta": part.meta}
+            )
+        parts.append(part)
+    table = merge_seeds(parts)
     table.meta["model"] = f"{arch} ({Path(weights).name})"
     table.save(folder)
     spread = ResultTable(summarize_seeds(table), {}, table.meta)
