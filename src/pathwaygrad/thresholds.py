@@ -3,8 +3,8 @@
 Thresholding (paper section 2): one *global* threshold over all calls of one example, the s-th
 percentile of all its scores with linear interpolation (numpy's default); neurons scoring
 <= threshold are pruned. ``s`` is the sparsity in percent pruned. Ties (many zeros) can make the
-real sparsity exceed s; :attr:`pathwaygrad.Pathway.sparsity` reports the real one. At s = 0 the
-threshold is at most 0 (only neurons scoring 0 are pruned): the full network, whatever the kind.
+real sparsity exceed s; :attr:`pathwaygrad.Pathway.sparsity` reports the real one. At s = 0 every
+neuron is kept: the pathway is the full network, whatever the activation kind.
 ``per_layer`` thresholds each call separately at the same percentile.
 
 The percentile needs two order statistics of millions of scores per example. A full sort,
@@ -318,11 +318,11 @@ def threshold_masks(
 ) -> list[torch.Tensor]:
     """Keep neurons scoring above the s-th percentile; returns bool masks shaped like ``scores``.
 
-    At sparsity 0 the threshold is at most 0: every neuron with a positive score is kept, so the
-    pathway is the full network (its pathway gradient is the plain gradient). Numpy's 0-th
-    percentile is the smallest score, which is 0 wherever a neuron is dead (ReLU networks: the
-    same masks); with GELU, SiLU, ... every score may be positive and the smallest one would be
-    pruned, changing the network.
+    At sparsity 0 every neuron is kept, so the pathway is the full network and its pathway
+    gradient the plain gradient. (Numpy's 0-th percentile is the smallest score, and pruning the
+    neurons at it is not harmless: with GELU or SiLU every score may be positive and the smallest
+    one would go; with ReLU an *active* neuron scores 0 when every ReLU after it is off, and
+    zeroing its value can turn those on.)
     """
     if threshold == "global":
         parts = [s.reshape(s.shape[0], -1) for s in scores]
@@ -338,8 +338,8 @@ def threshold_masks(
 
 
 def _at_zero(thr: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """The threshold, at most 0 when nothing is to be pruned (sparsity 0)."""
-    return thr.clamp(max=0.0) if sparsity == 0 else thr
+    """The threshold; -inf (keep every neuron) when nothing is to be pruned (sparsity 0)."""
+    return torch.full_like(thr, -math.inf) if sparsity == 0 else thr
 
 
 def real_sparsity(masks: list[torch.Tensor]) -> torch.Tensor:

@@ -161,12 +161,49 @@ def test_selected_pathway_and_scores_equal_hand_computation(name, device):
 
 
 @pytest.mark.parametrize("threshold", ["global", "per_layer"])
-def test_sparsity_zero_prunes_only_zero_scores(threshold):
+def test_sparsity_zero_keeps_every_neuron(threshold):
     from pathwaygrad.thresholds import threshold_masks
 
     gen = torch.Generator().manual_seed(0)
     positive = [torch.rand(3, 4, 5, generator=gen) + 0.1, torch.rand(3, 7, generator=gen) + 0.1]
     assert all(m.all() for m in threshold_masks(positive, 0.0, threshold))
     with_zeros = [torch.where(s > 0.5, s, 0.0) for s in positive]
-    masks = threshold_masks(with_zeros, 0.0, threshold)
+    assert all(m.all() for m in threshold_masks(with_zeros, 0.0, threshold))
+    # just above 0 the percentile rule applies again: the zero scores go
+    masks = threshold_masks(with_zeros, 1e-6, threshold)
     assert all(torch.equal(m, s > 0) for m, s in zip(masks, with_zeros))
+
+
+def test_sparsity_zero_is_the_full_network_when_an_active_neuron_scores_zero():
+    """An active ReLU neuron whose every later ReLU is off scores |a dy/da| = 0; pruning it
+    turns a later ReLU on. At sparsity 0 it is kept: the pathway gradient is the gradient."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc3 = nn.Linear(2, 2), nn.Linear(1, 2)
+            with torch.no_grad():
+                self.fc1.weight.copy_(torch.eye(2))
+                self.fc1.bias.zero_()
+                self.fc3.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+                self.fc3.bias.copy_(torch.tensor([0.0, 0.1]))
+
+        def forward(self, x):
+            a = F.relu(self.fc1(x))  # a1 = 2 > 0, a2 = 0
+            # not an activation site: off while a1 = 2 (so dy/da1 = 0), on if a1 were zeroed
+            h = torch.clamp(0.5 - a[:, :1] + 0.1 * x[:, 1:], min=0)
+            return self.fc3(h) + 0.01 * x.sum(1, keepdim=True)
+
+    net, x = Net().eval(), torch.tensor([[2.0, -1.0]])
+    scores = pg.score_neurons(net, x, target=0)
+    assert scores.scores[0][0, 0] == 0 and F.relu(net.fc1(x))[0, 0] > 0  # active, score 0
+    # (pruning it, as numpy's 0-th percentile would, turns h on: another gradient)
+    with pytest.warns(UserWarning, match="keeps no neuron"):
+        cut = pg.select_pathway(net, x, target=0, sparsity=1e-6)
+    gated = pg.pathway_gradient(net, x, cut)
+    p = pg.select_pathway(net, x, target=0, sparsity=0)
+    assert all(m.all() for m in p.masks) and p.sparsity.eq(0).all()
+    xx = x.clone().requires_grad_(True)
+    (plain,) = torch.autograd.grad(net(xx)[0, 0], xx)
+    torch.testing.assert_close(pg.pathway_gradient(net, x, p), plain)
+    assert not torch.allclose(gated, plain)
