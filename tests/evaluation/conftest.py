@@ -28,7 +28,17 @@ def no_process_outlives_the_tests():
     end of the session none of them may still run."""
     value = os.environ.setdefault(processes.MARKER, uuid.uuid4().hex)
     yield
-    left = processes.wait_gone(lambda: processes.with_env(processes.MARKER, value), timeout=60)
+
+    def started_by_tests() -> list[int]:
+        # this process's own multiprocessing resource tracker lives as long as this process
+        own = set(processes.children(os.getpid()))
+        return [
+            p
+            for p in processes.with_env(processes.MARKER, value)
+            if not (p in own and "resource_tracker" in processes.cmdline(p))
+        ]
+
+    left = processes.wait_gone(started_by_tests, timeout=60)
     assert not left, "processes left running: " + "; ".join(
         f"{p}: {processes.cmdline(p)}" for p in left
     )
