@@ -174,3 +174,15 @@ def test_perturbation_ranks_by_abs_by_default_and_says_so(tmp_path, capsys):
     assert "ranking pixels by the signed maximum" in capsys.readouterr().out
     summary = json.loads((tmp_path / "perturbation" / "summary.json").read_text())
     assert summary["settings"]["rank_by"] == "max"
+
+
+def test_sanity_uses_the_papers_initialisation_by_default():
+    from pathwaygrad.evaluation import runner
+    from pathwaygrad.evaluation.sanity import DEFAULT_INIT
+
+    preset = runner._preset("quick")
+    s = runner.EvaluationSettings()
+    assert DEFAULT_INIT == "paper"
+    assert runner._resolved("sanity", s, preset)["init"] == DEFAULT_INIT
+    s = runner.EvaluationSettings(init="default")
+    assert runner._resolved("sanity", s, preset)["init"] == "default"

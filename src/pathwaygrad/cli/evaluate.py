@@ -147,8 +147,15 @@ def register(subparsers) -> None:
     g.add_argument(
         "--init",
         choices=("paper", "default"),
-        default="paper",
-        help="paper: N(0, 0.1) for every parameter; default: reset_parameters() (Quantus)",
+        default=None,
+        help="paper (the default: N(0, 0.1) for every parameter, the paper's; also the "
+        "reproduction report's headline) or default: reset_parameters() (Quantus)",
+    )
+    g.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated randomisation seeds, e.g. 0,1,2,3,4 (several draws; the plot "
+        "shows their mean and spread)",
     )
     g.add_argument("--granularity", choices=("blocks", "layers"), default=None)
     g = p.add_argument_group("perturbation / road")
@@ -175,6 +182,15 @@ def _activations(text: str | None) -> tuple[str, ...] | None:
     return tuple(v.strip() for v in text.split(",") if v.strip()) or None
 
 
+def _seeds(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"--seeds takes comma-separated integers, got {text!r}") from None
+
+
 def run(args) -> int:
     from pathwaygrad.evaluation.runner import EvaluationSettings, run_protocol
 
@@ -199,6 +215,7 @@ def run(args) -> int:
         mode=args.mode,
         init=args.init,
         granularity=args.granularity,
+        seeds=_seeds(args.seeds),
         curves=not args.no_curves,
         noise=args.noise,
         executor=args.executor,

@@ -61,8 +61,9 @@ class EvaluationSettings:
     include_random: bool = True
     # sanity
     mode: str = "cascading"
-    init: str = "paper"
+    init: str | None = None  # None: sanity.DEFAULT_INIT (the paper's N(0, 0.1))
     granularity: str | None = None
+    seeds: tuple[int, ...] | None = None  # sanity: several randomisation draws
     # perturbation / road
     curves: bool = True
     noise: float = 0.01
@@ -133,7 +134,10 @@ def _resolved(protocol: str, s: EvaluationSettings, preset) -> dict:
         out["train_subset"] = preset.train_subset if s.train_subset is None else s.train_subset
         out["test_subset"] = preset.test_subset if s.test_subset is None else s.test_subset
     if protocol == "sanity":
+        from pathwaygrad.evaluation.sanity import DEFAULT_INIT
+
         out["granularity"] = s.granularity or preset.granularity
+        out["init"] = s.init or DEFAULT_INIT
     return out
 
 
@@ -339,7 +343,7 @@ def _road(protocol, s, r: dict, run, specs, echo):
 
 def _sanity(protocol, s, r: dict, run, specs, echo):
     from pathwaygrad.evaluation import plots
-    from pathwaygrad.evaluation.sanity import sanity_check
+    from pathwaygrad.evaluation.sanity import sanity_check, summarize_seeds
 
     model, desc = _trained_model(s)
     model.to(s.device or "cpu")
@@ -349,14 +353,16 @@ def _sanity(protocol, s, r: dict, run, specs, echo):
         x,
         specs,
         mode=s.mode,
-        init=s.init,
+        init=r["init"],
         granularity=r["granularity"],
         batch_size=s.batch_size,
         seed=s.seed,
+        seeds=list(s.seeds) if s.seeds else None,
     )
     table.meta["model"] = desc
     table.save(run.path)
-    plots.plot_sanity(table, run / "sanity.png")
+    several = s.seeds is not None and len(s.seeds) > 1
+    plots.plot_sanity(summarize_seeds(list(table)) if several else table, run / "sanity.png")
     print_rows(list(table), ["method", "layer", "spearman", "spearman_abs", "ssim", "hog"], echo)
     return table
 
