@@ -203,7 +203,7 @@ def _select_levels(
                 chosen[level] = threshold_masks(scores, level, threshold)
             if keep_scores:
                 kept = NeuronScores(
-                    scores, first.names, first.targets, first.logits, runner.activations
+                    scores, first.names, first.targets, first.logits, runner.activations or ()
                 )
             del scores
     pathways = {
@@ -297,7 +297,7 @@ def score_neurons(
     with preserved(model):
         first = probe(runner, inputs, target, extra, grad=method == "neuron_mct")
         scores = _scores(method, runner, inputs, first, extra, options)
-    return NeuronScores(scores, first.names, first.targets, first.logits, runner.activations)
+    return NeuronScores(scores, first.names, first.targets, first.logits, runner.activations or ())
 
 
 def _scores(method, runner, inputs, first, extra, options):
@@ -370,7 +370,7 @@ def _adaptive(runner, inputs, first, extra, scores, threshold, cands, tolerance,
     full = target_outputs(first.logits, first.targets)
     full_prob = target_outputs(torch.softmax(first.logits, dim=1), first.targets)
     batch = inputs.shape[0]
-    chosen = [None] * len(scores)
+    chosen: list[torch.Tensor | None] = [None] * len(scores)
     requested = torch.full((batch,), float("nan"), device=full.device)
     kept_logits = torch.full((batch,), float("nan"), dtype=full.dtype, device=full.device)
     todo = torch.ones(batch, dtype=torch.bool, device=full.device)
@@ -386,10 +386,11 @@ def _adaptive(runner, inputs, first, extra, scores, threshold, cands, tolerance,
         take = todo & (ok | torch.tensor(i == len(cands) - 1, device=full.device))
         if take.any():
             for c, m in enumerate(masks):
+                before = chosen[c]
                 chosen[c] = (
                     m.clone()
-                    if chosen[c] is None
-                    else torch.where(take.view(-1, *([1] * (m.ndim - 1))), m, chosen[c])
+                    if before is None
+                    else torch.where(take.view(-1, *([1] * (m.ndim - 1))), m, before)
                 )
             requested[take] = level
             kept_logits = torch.where(take, logit, kept_logits)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -238,7 +238,7 @@ class ReLUOutput:
 
     def __init__(self) -> None:
         self.out: torch.Tensor | None = None
-        self.node = None  # the ReLUCall node (its ctx) when autograd records the call
+        self.node: Any = None  # the ReLUCall node (its ctx) when autograd records the call
 
     def mask_(self, mask: torch.Tensor) -> None:
         """Zero the neurons of the output where the bool ``mask`` is False, in place."""
@@ -384,6 +384,7 @@ class _Interceptor(TorchFunctionMode):
         if torch.is_grad_enabled() and x.requires_grad:
             out = ReLUCall.apply(x, in_place, relu)
             node = relu.node
+            assert node is not None
             node.version = out._version  # (autograd bumps a dirty input's version after forward)
         else:
             out = torch.relu_(x) if in_place else torch.relu(x)
@@ -635,4 +636,5 @@ def activation_sites(
 
     with preserved(model), torch.no_grad():
         _, names, kinds = runner.forward(inputs, record, additional_forward_args, names=True)
+    assert names is not None
     return [Site(n, s, k) for n, s, k in zip(names, shapes, kinds)]

@@ -23,6 +23,7 @@ sample values and a sort of those gives the exact ranks. Other dtypes, negative 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -157,7 +158,7 @@ def _histograms(parts, bins: int, keys_of) -> torch.Tensor:
             groups.append([])
         groups[-1].append((r0, block))
         acc += block.numel()
-    hists = run([lambda g=g: work(g) for g in groups if g])
+    hists = run([functools.partial(work, g) for g in groups if g])
     hist = hists[0]
     for h in hists[1:]:
         hist += h
@@ -260,7 +261,7 @@ def _bracket_select(parts: list[torch.Tensor], ranks: list[int]) -> torch.Tensor
     # one pass: count the scores <= lo, gather those in (lo, hi) keyed by row, then bit pattern
     at_most_lo = torch.zeros(batch, dtype=torch.long, device=device)
     inside = torch.zeros(batch, dtype=torch.long, device=device)
-    keys = []
+    pieces_of_keys: list[torch.Tensor] = []
     row_key = torch.arange(batch, device=device, dtype=torch.long) << 32
     for p in parts:
         le = p <= lo
@@ -268,9 +269,9 @@ def _bracket_select(parts: list[torch.Tensor], ranks: list[int]) -> torch.Tensor
         w = (p < hi).logical_and_(le.logical_not_())
         c = w.sum(1)
         inside += c
-        k = p[w].view(torch.int32).to(torch.long)
-        keys.append(k.add_(torch.repeat_interleave(row_key, c)))
-    keys = torch.cat(keys).sort().values
+        bits_in = p[w].view(torch.int32).to(torch.long)
+        pieces_of_keys.append(bits_in.add_(torch.repeat_interleave(row_key, c)))
+    keys = torch.cat(pieces_of_keys).sort().values
     start = inside.cumsum(0) - inside  # each row's first key
     want = torch.tensor(ranks, dtype=torch.long, device=device).expand(batch, -1)
     pos = want - at_most_lo[:, None]  # rank within the open interval (lo, hi)
@@ -344,6 +345,6 @@ def _at_zero(thr: torch.Tensor, sparsity: float) -> torch.Tensor:
 
 def real_sparsity(masks: list[torch.Tensor]) -> torch.Tensor:
     """Percent of neurons pruned per example, float (B,)."""
-    kept = sum(m.reshape(m.shape[0], -1).sum(dim=1, dtype=torch.float64) for m in masks)
+    kept = torch.stack([m.reshape(m.shape[0], -1).sum(dim=1, dtype=torch.float64) for m in masks])
     total = sum(m[0].numel() for m in masks)
-    return (100.0 * (1.0 - kept / total)).float()
+    return (100.0 * (1.0 - kept.sum(0) / total)).float()

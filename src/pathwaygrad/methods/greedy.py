@@ -48,10 +48,10 @@ def greedy_masks(
 ) -> list[torch.Tensor]:
     """The Greedy pathway's masks after the iterations of ``greedy_schedule``."""
     scores = neuron_mct_scores(first)
-    schedule = greedy_schedule(sparsity, step, schedule)
-    n_iter = len(schedule)
-    masks = None
-    for it, pct in enumerate(schedule):
+    percentiles = greedy_schedule(sparsity, step, schedule)
+    n_iter = len(percentiles)
+    masks: list[torch.Tensor] = []
+    for it, pct in enumerate(percentiles):
         flat = flatten_scores(scores)
         top = flat.max(dim=1, keepdim=True).values
         flat = torch.where(flat <= 0, top, flat)

@@ -46,7 +46,7 @@ def _mark(t) -> int:
 
 def _set_mark(t: torch.Tensor, mark: int) -> None:
     if _mark(t) < mark:
-        t._pathwaygrad_batch = mark
+        setattr(t, "_pathwaygrad_batch", mark)  # noqa: B010 (a tensor attribute of our own)
 
 
 class _WidenFailed(Exception):
@@ -180,6 +180,7 @@ def _chunk_grad(runner, inputs, probe, extra, layer, col, n, wide, check):
         with torch.enable_grad():
             logits, _, _ = run_model(runner, x, scale, extra_rep)
             y = target_outputs(logits, targets).sum()
+            assert scale.leaf is not None
             (g,) = torch.autograd.grad(y, scale.leaf, allow_unused=True, materialize_grads=True)
         return g
     x = inputs.detach().view_as(inputs)  # a fresh tensor object to carry the mark
