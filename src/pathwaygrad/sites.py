@@ -40,7 +40,7 @@ from torch.overrides import TorchFunctionMode
 from pathwaygrad._guard import preserved
 from pathwaygrad._inputs import check_inputs
 from pathwaygrad.errors import NoActivationError, PathwayMismatchError, UserError
-from pathwaygrad.masking import KeepOnly, keep_only, keep_only_
+from pathwaygrad.masking import keep_only, keep_only_
 
 __all__ = [
     "ACTIVATION_KINDS",
@@ -300,11 +300,6 @@ class MaskTransform:
         self, index: int, kind: str, out: torch.Tensor, relu: ReLUOutput | None = None
     ) -> torch.Tensor:
         return mask_output(index, out, self.masks, relu)
-
-
-# Transitional: tests/test_speed_paths.py imports this name (moved to tests/core/test_fast_paths.py,
-# which uses pathwaygrad.masking.KeepOnly); remove once that file is gone.
-_KeepOnly = KeepOnly
 
 
 def _relu_input(func: Callable, args: tuple, kwargs: dict):
