@@ -224,6 +224,13 @@ _INFO = [
                 min_exclusive=True,
                 maximum=100.0,
             ),
+            "schedule": Option(
+                "str",
+                "inclusive",
+                "percentiles run: 'inclusive' 0..s (the authors' prune_greedy(1, s+1)) or "
+                "'paper_figures' 0..s-step (their qualitative script's prune_greedy(1, s))",
+                choices=("inclusive", "paper_figures"),
+            ),
         },
     ),
     MethodInfo(
