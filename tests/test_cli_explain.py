@@ -289,3 +289,41 @@ def test_shared_weights_by_name_and_bundled_photo(files, tmp_path, monkeypatch):
     summary = json.loads((out / "chelsea.json").read_text())
     assert summary["weights"] == "shared" and summary["input_shape"] == [3, 32, 32]
     assert summary["image"] == "skimage:chelsea" and summary["pretrained"] is True
+
+
+class GeluNet(torch.nn.Module):
+    """A small CNN whose only activation is GELU (no ReLU call at all)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.act = torch.nn.GELU()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.act(self.conv(x)).mean(dim=(2, 3)))
+
+
+def gelu_net() -> GeluNet:
+    torch.manual_seed(0)
+    return GeluNet()
+
+
+def test_relu_only_method_left_out_by_default_and_refused_when_asked(files, tmp_path, capsys):
+    """Guided Backprop's rule sits at ReLU calls: a model without any is explained without it
+    by default (with a note), and asking for it is a one-line error before any work."""
+    base = ["explain", str(files["small.png"]), "--model", "test_cli_explain:gelu_net"]
+    assert main(base + ["--out", str(tmp_path / "default")]) == 0
+    out = capsys.readouterr().out
+    assert "leaving out guided_backprop" in out
+    assert "using gelu" in out
+    summary = (tmp_path / "default" / "small.json").read_text()
+    assert "guided_backprop" not in summary
+    assert "neuron_mct" in summary and "input_x_gradient" in summary
+
+    asked = base + ["--methods", "gradient,guided_backprop", "--out", str(tmp_path / "asked")]
+    assert main(asked) == 2
+    err = capsys.readouterr().err
+    assert "guided_backprop applies its rule at ReLU calls" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "asked").exists()

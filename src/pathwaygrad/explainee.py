@@ -35,6 +35,9 @@ from torch import nn
 
 from pathwaygrad.errors import UserError
 
+# Methods defined by a rule at ReLU calls: they need a model that calls ReLU.
+RELU_ONLY_METHODS = ("guided_backprop",)
+
 __all__ = [
     "Explainee",
     "Explanation",
@@ -115,6 +118,24 @@ class Explainee:
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
         return (x * std + mean).clamp(0, 1)
+
+    def applicable_methods(
+        self, specs: Sequence[Any], x: torch.Tensor
+    ) -> tuple[list[Any], list[str]]:
+        """``specs`` split into those this model can run and the names of those it cannot.
+
+        Guided Backprop applies its rule at ReLU calls: on a model that calls no ReLU (a ViT,
+        EfficientNet) it has nothing to apply it to. ``x``: one normalised image (C, H, W).
+        """
+        from pathwaygrad.sites import resolve_activations
+
+        needs_relu = [s for s in specs if s.name in RELU_ONLY_METHODS]
+        if not needs_relu:
+            return list(specs), []
+        batch = x.unsqueeze(0).to(self.device)
+        if "relu" in resolve_activations(self.model, batch, "auto").kinds:
+            return list(specs), []
+        return [s for s in specs if s.name not in RELU_ONLY_METHODS], [s.label for s in needs_relu]
 
     def check_size(self, size: int | None) -> None:
         """Refuse an image size the model cannot take, before any work."""

@@ -283,7 +283,15 @@ def run(args) -> int:
     target = resolve_target(args.target, exp.classes)
     exp.check_size(args.size)
     images = [exp.read_image(p, convert=args.convert_channels) for p in args.images]
+    methods, unusable = exp.applicable_methods(methods, exp.prepare(images[0], args.size))
     del images  # every image readable: checked before the run folder is made
+    if unusable and args.methods != DEFAULT_METHODS:
+        raise UserError(
+            f"{', '.join(unusable)} applies its rule at ReLU calls and {exp.name} calls no ReLU: "
+            "drop it from --methods"
+        )
+    if unusable:
+        print(f"note: {exp.name} calls no ReLU; leaving out {', '.join(unusable)} (a ReLU rule)")
     settings = {
         "images": [str(p) for p in args.images],
         "model": exp.name,
