@@ -1,25 +1,9 @@
 """ROAD: RemOve And Debias (Rong, Leemann et al., ICML 2022), the protocol.
 
-The imputation (noisy linear, batched, three solvers) is :mod:`.imputation`; this module ranks the
-pixels, removes and imputes them level by level and scores the model. Summary of the imputation:
-
-Instead of retraining (ROAR), removed pixels are *imputed*: each removed pixel takes the weighted
-mean of its 8 neighbours (weight 1/6 for the 4 direct neighbours, 1/12 for the diagonals; neighbours
-outside the image are dropped), which for all removed pixels together is one sparse linear system;
-then Gaussian noise (std ``noise``, in input units) is added to the imputed values so the removal
-pattern itself carries no class information. This is the imputation of the ROAD paper and of
-Quantus (``quantus.functions.perturb_func.noisy_linear_imputation``); the system is the same, but
-we solve it for a whole batch (and all removal levels) at once:
-
-- ``solver="banded"`` (default): with the unknowns in row-major order every neighbour is at most
-  W + 1 unknowns away, so the batch's block-diagonal, symmetric positive definite matrix is banded;
-  LAPACK's banded Cholesky (``pbtrf``/``pbtrs``, all channels as right-hand sides, in the inputs'
-  precision) solves it, one run of whole images per thread, with the GIL released (see
-  ``_banded``). The system is assembled with vectorised numpy (no per-pixel Python). Exact.
-- ``solver="sparse"``: the same system, factorised by SuperLU (``scipy.sparse.linalg.splu``). Exact.
-- ``solver="cg"``: Jacobi-preconditioned conjugate gradients in torch on the inputs' device, all
-  images and channels as one batch, the operator a 3x3 convolution; converges to ``tol`` (relative
-  residual). Meant for GPUs; slow on a CPU.
+The imputation (noisy linear, batched, three solvers: each removed pixel takes the weighted mean of
+its neighbours, plus Gaussian noise, as in the ROAD paper and Quantus) is :mod:`.imputation`, which
+describes it; this module ranks the pixels, removes and imputes them level by level and scores the
+model.
 
 Protocol (:func:`road`): for MoRF remove the top t % pixels, for LeRF the bottom t %, impute, and
 report the accuracy of the model (and the mean probability of the target class) on the imputed
