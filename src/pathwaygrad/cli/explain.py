@@ -336,25 +336,3 @@ def run(args) -> int:
         )
     print(f"wrote {len(args.images)} figure(s) and JSON file(s) to {run_folder.path}")
     return 0
-
-
-def prepare_model(
-    model: str | None,
-    weights: str | None,
-    *,
-    classes: str | None = None,
-    mean: str | None = None,
-    std: str | None = None,
-    device: str = "cpu",
-):
-    """Transitional: ``cli/analyze.py`` still calls this; use ``load_explainee`` instead."""
-    from pathwaygrad.explainee import load_explainee
-
-    return load_explainee(
-        model,
-        weights,
-        classes=classes,
-        mean=floats(mean, "mean"),
-        std=floats(std, "std"),
-        device=device,
-    )
