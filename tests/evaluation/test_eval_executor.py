@@ -100,6 +100,11 @@ def test_make_executor_names_and_errors():
         make_executor("slurm")
     with pytest.raises(UserError, match="only apply to executor='ray'"):
         make_executor("local", address="auto")
+    # the threads each job trains with size the local pool and Ray's CPU request
+    local = make_executor("local", threads=2)
+    assert isinstance(local, LocalProcessExecutor) and local.describe()["threads"] == 2
+    assert make_executor("ray", threads=3).num_cpus == 3
+    assert make_executor("ray", threads=3, num_cpus=1).num_cpus == 1
 
 
 def test_ray_is_imported_only_by_the_ray_executor():

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
+from torch import nn
 
+from pathwaygrad.errors import UserError
 from pathwaygrad.evaluation import read_csv
 from pathwaygrad.evaluation._executor import Executor, SequentialExecutor
 from pathwaygrad.evaluation.roar import remove_and_retrain, roar
@@ -170,3 +173,59 @@ def test_new_data_in_the_same_folder_trains_a_new_base_model_and_new_maps(data, 
     assert base["key"] not in {r["key"] for r in first}
     keys_after = [json.loads(p.read_text())["key"] for p in metas]
     assert all(a["model"] != b["model"] for a, b in zip(keys_before, keys_after))
+
+
+class _ThreadRecorder(nn.Module):
+    """The synthetic MLP, recording torch's thread count at every training forward."""
+
+    seen: list[int] = []
+
+    def __init__(self):
+        super().__init__()
+        self.net = mlp()
+
+    def forward(self, x):
+        if self.training:
+            _ThreadRecorder.seen.append(torch.get_num_threads())
+        return self.net(x)
+
+
+def test_train_threads_is_a_cell_setting_that_the_cell_applies(data, tmp_path):
+    """Every retrain uses ``train_threads`` whatever the caller's thread count (the trained
+    weights depend on it on a CPU, so each executor must train alike); the caller's count is
+    restored, and the setting is part of every cell's key."""
+    train, test = data
+    kwargs = dict(
+        fractions=(0.5,), train_kwargs={**TRAIN, "epochs": 1}, executor="sequential", progress=False
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _ThreadRecorder.seen = []
+        one = roar(
+            _ThreadRecorder, train, test, [("region", region_map)], out_dir=tmp_path, **kwargs
+        )
+        assert _ThreadRecorder.seen and set(_ThreadRecorder.seen) == {1}
+        assert torch.get_num_threads() == 2
+        _ThreadRecorder.seen = []
+        counter = CountingExecutor()
+        two = roar(
+            _ThreadRecorder,
+            train,
+            test,
+            [("region", region_map)],
+            out_dir=tmp_path,
+            **{**kwargs, "executor": counter},
+            train_threads=2,
+        )
+        assert set(_ThreadRecorder.seen) == {2}
+        # no cell of the one-thread run is reused: every key differs
+        assert len(counter.keys) == len(two) == len(one)
+        assert not {r["key"] for r in one} & {r["key"] for r in two}
+        assert read_csv(tmp_path / "results.csv")  # the table holds the cells of the last run
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(UserError, match="train_threads must be >= 1"):
+        roar(
+            mlp, train, test, [("region", region_map)], out_dir=tmp_path, **kwargs, train_threads=0
+        )

@@ -115,6 +115,14 @@ def register(subparsers) -> None:
     )
     g.add_argument("--no-random", action="store_true", help="skip the random-ranking baseline")
     g.add_argument(
+        "--train-threads",
+        type=int,
+        default=1,
+        help="torch CPU threads of each retrain (default 1). A result setting: on a CPU the "
+        "trained weights depend on it, so every executor uses it; --workers defaults to the "
+        "cores divided by it, Ray's --num-cpus to it",
+    )
+    g.add_argument(
         "--executor",
         choices=("local", "sequential", "ray"),
         default="local",
@@ -124,7 +132,7 @@ def register(subparsers) -> None:
         "--workers",
         type=int,
         default=None,
-        help="worker processes (default: CPU cores); with --executor ray and no --ray-address: "
+        help="worker processes (default: CPU cores / --train-threads); with --executor ray and no --ray-address: "
         "CPUs of the local Ray instance",
     )
     g.add_argument(
@@ -133,7 +141,9 @@ def register(subparsers) -> None:
         help="join a running Ray cluster: auto, host:port or ray://host:10001 "
         "(default: start a local Ray instance)",
     )
-    g.add_argument("--num-cpus", type=float, default=None, help="CPUs per Ray task (default 1)")
+    g.add_argument(
+        "--num-cpus", type=float, default=None, help="CPUs per Ray task (default: --train-threads)"
+    )
     g.add_argument("--num-gpus", type=float, default=None, help="GPUs per Ray task (default 0)")
     g.add_argument(
         "--ray-shared-files",
@@ -212,6 +222,7 @@ def run(args) -> int:
         test_subset=args.test_subset,
         target=args.target,
         include_random=not args.no_random,
+        train_threads=args.train_threads,
         mode=args.mode,
         init=args.init,
         granularity=args.granularity,

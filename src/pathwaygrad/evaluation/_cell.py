@@ -37,7 +37,10 @@ class CellSettings:
     ``random_seed``: the random-ranking baseline's scores (None for a method with maps);
     ``checkpoint_dir``: resume / checkpoint there (None: no checkpoints); ``row``: the result
     row's identifying columns; ``return_weights``: also return the trained weights (the base model
-    that explains, when the driver cannot read the task's checkpoint).
+    that explains, when the driver cannot read the task's checkpoint); ``threads``: torch's CPU
+    threads while the cell trains and tests. On a CPU the trained weights depend on the thread
+    count (reductions are split differently), so it is a setting of the cell, applied by the cell
+    itself: every executor trains alike.
     """
 
     mode: str
@@ -53,6 +56,7 @@ class CellSettings:
     device: str | None
     row: dict = field(default_factory=dict)
     return_weights: bool = False
+    threads: int = 1
 
 
 def modified_images(
@@ -92,11 +96,20 @@ def run_cell(*, settings: CellSettings, inputs: Mapping[str, Any]) -> dict:
     ``train_scores`` / ``test_scores`` (paths or arrays). With ``settings.return_weights`` the
     result also holds ``"weights"`` (the trained state dict on the CPU).
     """
+    s = settings
+    previous = torch.get_num_threads()
+    torch.set_num_threads(s.threads)
+    try:
+        return _run_cell(s, inputs)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_cell(s: CellSettings, inputs: Mapping[str, Any]) -> dict:
     from torch.utils.data import TensorDataset
 
     from pathwaygrad.training import evaluate_accuracy, train_classifier, train_val_split
 
-    s = settings
     t0 = time.perf_counter()
     xtr = array_input(inputs["train_x"])
     ytr = torch.from_numpy(np.array(array_input(inputs["train_y"]), dtype=np.int64))

@@ -202,8 +202,8 @@ def _sigterm_raises() -> Iterator[None]:
 class LocalProcessExecutor(Executor):
     """A pool of ``workers`` local processes (``spawn`` start method), ``threads`` torch threads each.
 
-    Defaults: as many workers as CPU cores (never more than the number of jobs), and the cores
-    shared evenly between the configured workers. With one worker the jobs still run in a child
+    Defaults: as many workers as CPU cores divided by ``threads`` (never more than the number of
+    jobs), and the cores shared evenly between the configured workers. With one worker the jobs still run in a child
     process, which keeps the caller's process clean of training state. Workers die with the
     calling process (see the module docstring).
     """
@@ -225,7 +225,7 @@ class LocalProcessExecutor(Executor):
         if not jobs:
             return
         cores = os.cpu_count() or 1
-        configured = self.workers or cores
+        configured = self.workers or max(1, cores // (self.threads or 1))
         workers = min(configured, len(jobs))
         # threads from the configured pool size, so every job runs alike (a lone job does not get
         # all cores: on a busy machine that is many times slower, and results stay comparable)
@@ -271,12 +271,17 @@ class LocalProcessExecutor(Executor):
 
 
 def make_executor(
-    spec: str | Executor | None = None, workers: int | None = None, **options: Any
+    spec: str | Executor | None = None,
+    workers: int | None = None,
+    *,
+    threads: int | None = None,
+    **options: Any,
 ) -> Executor:
     """``"local"`` / None: :class:`LocalProcessExecutor`; ``"sequential"``: in this process;
     ``"ray"``: :class:`~pathwaygrad.evaluation.ray_executor.RayExecutor` (``options``:
     ``address``, ``num_cpus``, ``num_gpus``, ``shared_files``, ``max_retries``); an
-    :class:`Executor` is returned as it is."""
+    :class:`Executor` is returned as it is. ``threads``: the torch threads each job uses (the
+    local pool's default workers are the cores divided by it; Ray's default ``num_cpus``)."""
     from pathwaygrad.errors import UserError
 
     if isinstance(spec, Executor):
@@ -284,13 +289,15 @@ def make_executor(
     if spec == "ray":
         from pathwaygrad.evaluation.ray_executor import RayExecutor
 
+        if threads is not None:
+            options.setdefault("num_cpus", threads)
         return RayExecutor(**options)
     if options:
         raise UserError(
             f"executor options {sorted(options)} only apply to executor='ray', not {spec!r}"
         )
     if spec in (None, "local", "process", "processes"):
-        return LocalProcessExecutor(workers=workers)
+        return LocalProcessExecutor(workers=workers, threads=threads)
     if spec in ("sequential", "serial", "inline"):
         return SequentialExecutor()
     raise UserError(

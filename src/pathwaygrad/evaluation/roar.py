@@ -193,6 +193,7 @@ class _Sweep:
             device=self.cell["device"],
             row=row,
             return_weights=explains,
+            threads=self.cell["threads"],
         )
         inputs: dict[str, Any] = dict(self.data.paths)
         if maps:
@@ -332,6 +333,7 @@ def remove_and_retrain(
     val_fraction: float = 0.125,
     executor: str | Executor | None = "local",
     workers: int | None = None,
+    train_threads: int = 1,
     device: str | None = None,
     map_batch_size: int = 128,
     map_shard_images: int = DEFAULT_SHARD_IMAGES,
@@ -352,7 +354,9 @@ def remove_and_retrain(
     default) or ``"label"``; ``train_kwargs``: for :func:`pathwaygrad.training.train_classifier`
     (``epochs`` is required); ``executor``: ``"local"`` (worker processes), ``"sequential"``,
     ``"ray"`` (a local Ray instance) or an :class:`~._executor.Executor` such as
-    ``RayExecutor(address="auto", num_cpus=4, num_gpus=1)``; ``map_shard_images``: images per map
+    ``RayExecutor(address="auto", num_cpus=4, num_gpus=1)``; ``train_threads``: torch CPU threads
+    of every retrain (part of each cell's key: on a CPU the trained weights depend on it; the
+    local executor's default workers are the cores divided by it); ``map_shard_images``: images per map
     task on executors that shard maps (Ray); ``activations``: the activation kinds pathway methods
     select neurons in (None: ReLUs).
 
@@ -369,7 +373,9 @@ def remove_and_retrain(
     acts = (activations,) if isinstance(activations, str) else activations
     acts = tuple(acts) if acts is not None else None
     own_executor = not isinstance(executor, Executor)
-    exe = make_executor(executor, workers)
+    if train_threads < 1:
+        raise UserError(f"train_threads must be >= 1, got {train_threads}")
+    exe = make_executor(executor, workers, threads=train_threads)
     try:
         _check_picklable(model_factory, exe)
         root = Path(out_dir)
@@ -390,6 +396,7 @@ def remove_and_retrain(
             target=target,
             train_kwargs=train_kwargs,
             val_fraction=val_fraction,
+            train_threads=train_threads,
             device=device,
             map_batch_size=map_batch_size,
             map_shard_images=map_shard_images,
@@ -419,6 +426,7 @@ def _protocol(
     target: str,
     train_kwargs: dict,
     val_fraction: float,
+    train_threads: int,
     device: str | None,
     map_batch_size: int,
     map_shard_images: int,
@@ -434,6 +442,7 @@ def _protocol(
         "train": train_kwargs,
         "val_fraction": val_fraction,
         "split_seed": SPLIT_SEED,
+        "train_threads": train_threads,
     }
     cell = {
         "model_factory": model_factory,
@@ -441,6 +450,7 @@ def _protocol(
         "val_fraction": val_fraction,
         "device": device,
         "seed": seed,
+        "threads": train_threads,
     }
     meta = _meta(
         modes,
@@ -457,6 +467,7 @@ def _protocol(
         specs,
         activations,
     )
+    meta["settings"]["train_threads"] = train_threads
     sweep = _Sweep(root, data, exe, common, cell, meta, progress)
 
     # 1. base models (unmodified data); the first one explains when no model was given

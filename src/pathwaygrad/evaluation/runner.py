@@ -59,6 +59,7 @@ class EvaluationSettings:
     test_subset: int | None = None
     target: str = "predicted"
     include_random: bool = True
+    train_threads: int = 1  # torch threads of each retrain: the weights depend on it on a CPU
     # sanity
     mode: str = "cascading"
     init: str | None = None  # None: sanity.DEFAULT_INIT (the paper's N(0, 0.1))
@@ -100,6 +101,8 @@ def _check(protocol: str, s: EvaluationSettings) -> None:
         raise UserError(f"rank_by must be 'max' or 'abs', got {s.rank_by!r}")
     if s.threads is not None and s.threads < 1:
         raise UserError("--threads must be >= 1")
+    if s.train_threads < 1:
+        raise UserError("--train-threads must be >= 1")
     if s.executor not in ("local", "sequential", "ray"):
         raise UserError(f"executor must be local, sequential or ray, got {s.executor!r}")
     ray_opts = (s.ray_address, s.num_cpus, s.num_gpus, s.ray_shared_files)
@@ -133,6 +136,8 @@ def _resolved(protocol: str, s: EvaluationSettings, preset) -> dict:
         out["repeats"] = s.repeats or preset.repeats
         out["train_subset"] = preset.train_subset if s.train_subset is None else s.train_subset
         out["test_subset"] = preset.test_subset if s.test_subset is None else s.test_subset
+    else:
+        out.pop("train_threads")
     if protocol == "sanity":
         from pathwaygrad.evaluation.sanity import DEFAULT_INIT
 
@@ -203,7 +208,7 @@ def _executor(s: EvaluationSettings):
     from pathwaygrad.evaluation._executor import make_executor
 
     if s.executor != "ray":
-        return make_executor(s.executor, s.workers)
+        return make_executor(s.executor, s.workers, threads=s.train_threads)
     opts: dict[str, Any] = {"address": s.ray_address, "shared_files": s.ray_shared_files}
     if s.num_cpus is not None:
         opts["num_cpus"] = s.num_cpus
@@ -211,7 +216,7 @@ def _executor(s: EvaluationSettings):
         opts["num_gpus"] = s.num_gpus
     if s.workers is not None and s.ray_address is None:
         opts["local_cpus"] = s.workers
-    return make_executor("ray", **opts)
+    return make_executor("ray", threads=s.train_threads, **opts)
 
 
 def _roar(protocol, s, r: dict, run, specs, echo):
@@ -252,6 +257,7 @@ def _roar(protocol, s, r: dict, run, specs, echo):
             target=s.target,
             train_kwargs={"epochs": r["epochs"], "batch_size": preset.train_batch_size},
             executor=exe,
+            train_threads=s.train_threads,
             device=s.device,
             map_batch_size=s.batch_size,
             seed=s.seed,
