@@ -39,26 +39,26 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # ------------------------------------------------------------------------------------ presets
 def test_claim_preset_is_the_claim_run():
-    """The `claim` preset encodes the settings of the issue-16 run (lead's claim_run.py)."""
+    """The `claim` preset encodes the settings of the issue-16 run ."""
     p = REPRODUCTION["claim"]
     r = p.retrain
     assert p.experiments == ("roar",) and p.report == "claim"
     assert (r.model, r.widths, r.channels_last) == ("resnet8", (16, 32, 64), True)
     assert (r.train_subset, r.test_subset, r.val_fraction) == (None, None, 0.1)  # 45k / 5k / 10k
     assert r.train_kwargs() == {
-        "epochs": 10,
+        "epochs": 15,
         "batch_size": 256,
-        "lr": 2e-3,
-        "lr_step": 4,
-        "lr_gamma": 0.3,
+        "lr": 4e-3,
+        "schedule": "onecycle",
     }
+    assert (r.executor, r.train_threads) == ("local", 1)  # two one-thread cells at a time
     assert r.methods == (
         "gradient;guided_backprop;integrated_gradients:n_steps=16;"
         "neuron_mct:sparsity=90;neuron_intgrad:sparsity=90"
     )
     assert r.include_random and r.rank_by == "abs" and r.modes == ("roar",)
     assert r.fractions == (50.0, 90.0) and r.fraction_stages() == ((90.0,), (50.0, 90.0))
-    assert (r.repeats, r.seed, r.executor, r.map_batch_size) == (1, 0, "sequential", 64)
+    assert (r.repeats, r.seed, r.map_batch_size) == (1, 0, 64)
 
 
 def test_quick_preset_values_unchanged():

@@ -199,3 +199,46 @@ def test_truncated_checkpoint_is_a_one_line_error_naming_the_file(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "last.pt")
     with pytest.raises(UserError, match="not a training checkpoint"):
         load_checkpoint(tmp_path / "last.pt")
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupt_after(model: nn.Module, batches: int) -> nn.Module:
+    """Raise _Interrupt at the ``batches``-th training forward (a killed run)."""
+    calls = [0]
+
+    def hook(module, args):
+        if module.training:
+            calls[0] += 1
+            if calls[0] > batches:
+                raise _Interrupt
+
+    model.register_forward_pre_hook(hook)
+    return model
+
+
+def test_onecycle_schedule_warms_up_anneals_and_resumes_exactly(tmp_path):
+    data, val = toy_data(256), toy_data(64, 2)
+    kw = dict(epochs=6, batch_size=32, lr=1e-2, schedule="onecycle", progress=False)
+    straight = tiny_model()
+    record = train_classifier(straight, data, val, **kw)
+    lrs = [h["lr"] for h in record["history"]]  # the rate at each epoch's end
+    assert lrs[0] < lrs[1] and all(a > b for a, b in zip(lrs[1:], lrs[2:]))  # up, then down
+    assert max(lrs) <= 1e-2 and lrs[-1] < 1e-4  # down to about zero
+    # killed in epoch 3, then resumed in a fresh model: the same weights as straight through
+    with pytest.raises(_Interrupt):
+        train_classifier(
+            _interrupt_after(tiny_model(), 8 * 2 + 3), data, val, checkpoint_dir=tmp_path, **kw
+        )
+    resumed = tiny_model(seed=5)
+    r2 = train_classifier(resumed, data, val, checkpoint_dir=tmp_path, **kw)
+    assert r2["resumed_from"] == 2
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), k
+    # the schedule spans the run's epochs: resuming with another count is refused
+    with pytest.raises(UserError, match="other settings"):
+        train_classifier(tiny_model(), data, val, checkpoint_dir=tmp_path, **{**kw, "epochs": 8})
+    with pytest.raises(ValueError, match="schedule must be"):
+        train_classifier(tiny_model(), data, epochs=1, schedule="cosine", progress=False)

@@ -323,6 +323,7 @@ def remove_and_retrain(
             train_kwargs=settings.train_kwargs(),
             val_fraction=settings.val_fraction,
             executor=executor or settings.executor,
+            train_threads=settings.train_threads,
             map_batch_size=settings.map_batch_size,
             seed=settings.seed,
         )
