@@ -118,6 +118,7 @@ def compute_pathways(
                 )
             continue
         chosen = pg.select_pathways(model, inputs, targets, spec.name, sparsities, **act, **opts)
+        assert isinstance(chosen, dict)  # without return_scores: {sparsity: Pathway}
         for s in sparsities:
             pathways[(spec.label, s)] = chosen[s]
         if keep_scores:

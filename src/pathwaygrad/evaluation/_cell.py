@@ -106,7 +106,7 @@ def run_cell(*, settings: CellSettings, inputs: Mapping[str, Any]) -> dict:
 
 
 def _run_cell(s: CellSettings, inputs: Mapping[str, Any]) -> dict:
-    from torch.utils.data import TensorDataset
+    from torch.utils.data import Dataset, TensorDataset
 
     from pathwaygrad.training import evaluate_accuracy, train_classifier, train_val_split
 
@@ -132,6 +132,8 @@ def _run_cell(s: CellSettings, inputs: Mapping[str, Any]) -> dict:
         ),
         yte,
     )
+    train: Dataset
+    val: Dataset | None
     if s.val_fraction > 0:
         train, val = train_val_split(train_all, s.val_fraction, seed=SPLIT_SEED)
     else:

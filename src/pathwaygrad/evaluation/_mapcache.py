@@ -228,6 +228,7 @@ def compute_maps(
 
     try:
         if sharded:
+            assert executor is not None
             executor.run(jobs, done)
         else:  # in this process: a method's own errors keep their type
             for job in jobs:

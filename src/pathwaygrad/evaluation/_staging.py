@@ -54,10 +54,12 @@ def _materialize(dataset, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarra
         ys.append(y.long().numpy())
     if not xs:
         raise UserError("a dataset is empty")
-    x = np.concatenate(xs)
-    if x.ndim != 4:
-        raise UserError(f"ROAR needs image datasets with items (C, H, W); got batches {x.shape}")
-    return np.ascontiguousarray(x, dtype=np.float32), np.concatenate(ys).astype(np.int64)
+    images = np.concatenate(xs)
+    if images.ndim != 4:
+        raise UserError(
+            f"ROAR needs image datasets with items (C, H, W); got batches {images.shape}"
+        )
+    return np.ascontiguousarray(images, dtype=np.float32), np.concatenate(ys).astype(np.int64)
 
 
 def fingerprint(*arrays: np.ndarray) -> str:

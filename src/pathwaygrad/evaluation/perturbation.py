@@ -70,10 +70,10 @@ FillFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torc
 
 def trapezoid(y: Sequence[float], x: Sequence[float]) -> float:
     """Area under the piecewise linear curve through (x, y) (trapezoidal rule)."""
-    y, x = np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)
-    if y.size < 2:
+    ys, xs = np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    if ys.size < 2:
         return 0.0
-    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
+    return float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2.0))
 
 
 def _check_fractions(fractions) -> list[float]:
@@ -286,7 +286,8 @@ def pixel_perturbation(
     t, p0 = _targets(model, x, targets, batch_size)
     fill_fn, fill_desc = make_fill(fill, x)
     h, w = x.shape[-2:]
-    rows, summary = [], {}
+    rows: list[dict] = []
+    summary: dict = {}
     for spec in specs:
         scores = method_pixel_scores(
             model,
@@ -383,7 +384,8 @@ def deletion_insertion(
     specs = resolve_methods(methods)
     t, _ = _targets(model, x, targets, batch_size)
     fill_fn, fill_desc = make_fill(baseline, x)
-    rows, summary = [], {}
+    rows: list[dict] = []
+    summary: dict = {}
     for spec in specs:
         scores = method_pixel_scores(
             model,

@@ -103,7 +103,8 @@ def road(
         )
         return noisy_linear_impute(xs, masks, noise, generator=g, solver=solver)
 
-    rows, summary = [], {}
+    rows: list[dict] = []
+    summary: dict = {}
     for spec in specs:
         scores = method_pixel_scores(
             model,
