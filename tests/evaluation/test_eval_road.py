@@ -175,3 +175,24 @@ def test_threaded_runs_equal_one_run(batch, monkeypatch):
         want = naive_impute(x[i].numpy(), remove[i].numpy())
         got = noisy_linear_impute(x[i : i + 1], remove[i : i + 1], noise=0.0)
         np.testing.assert_allclose(got[0].numpy(), want, atol=1e-7, rtol=0)
+
+
+def test_bad_orders_and_curves_are_refused_before_the_model_runs():
+    """A wrong order or curve name is a one-line error raised before any forward pass."""
+    from pathwaygrad.evaluation.perturbation import deletion_insertion, pixel_perturbation
+
+    calls = []
+
+    class Counting(torch.nn.Module):
+        def forward(self, x):
+            calls.append(1)
+            return x.flatten(1)[:, :2]
+
+    x = torch.rand(2, 1, 6, 6)
+    with pytest.raises(UserError, match="orders must be 'morf' and/or 'lerf'"):
+        road(Counting(), x, [("r", region_map)], orders=("morf", "sideways"), progress=False)
+    with pytest.raises(UserError, match="curves must be 'deletion' and/or 'insertion'"):
+        deletion_insertion(Counting(), x, [("r", region_map)], curves=("up",), progress=False)
+    with pytest.raises(UserError, match="orders must be 'lerf' and/or 'morf'"):
+        pixel_perturbation(Counting(), x, [("r", region_map)], orders=("x",), progress=False)
+    assert calls == []

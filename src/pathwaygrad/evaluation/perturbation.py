@@ -18,7 +18,7 @@ stacked into one forward pass of at most ``max_forward`` images.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from pathwaygrad.evaluation._methods import (
 )
 from pathwaygrad.evaluation._ranking import apply_fill, pixel_ranks, removal_mask
 from pathwaygrad.evaluation._results import ResultTable
+from pathwaygrad.specs import MethodSpec
 
 __all__ = [
     "DEFAULT_FRACTIONS",
@@ -224,6 +225,62 @@ def perturbation_curves(
     return {"prob": prob, "pred": pred}
 
 
+def method_curves(
+    model,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    specs: Sequence[MethodSpec],
+    orders: Sequence[tuple[str, str]],
+    fractions: Sequence[float],
+    fill: FillFn,
+    *,
+    rank_by: str,
+    batch_size: int,
+    max_forward: int | None,
+    seed: int,
+    progress: bool,
+    activations: str | Sequence[str] | None,
+    prefix: str = "",
+) -> Iterator[tuple[MethodSpec, str, dict[str, torch.Tensor]]]:
+    """The curves of every method x order, each method's pixel ranking computed once.
+
+    ``orders``: ``(name, order)`` pairs, ``order`` as in :func:`perturbation_curves` (e.g.
+    ``("deletion", "morf")``). Yields ``(spec, name, curves)``; the LeRF / MoRF, deletion /
+    insertion and ROAD protocols are this loop with their own fill and summary.
+    """
+    for spec in specs:
+        scores = method_pixel_scores(
+            model,
+            inputs,
+            targets,
+            spec,
+            rank_by=rank_by,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            activations=activations,
+        )
+        ranks = pixel_ranks(scores, seed=seed)
+        for name, order in orders:
+            yield (
+                spec,
+                name,
+                perturbation_curves(
+                    model,
+                    inputs,
+                    targets,
+                    ranks,
+                    fractions,
+                    order,
+                    fill,
+                    batch_size=batch_size,
+                    max_forward=max_forward,
+                    progress=progress,
+                    desc=f"{prefix}{name} {spec.label}",
+                ),
+            )
+
+
 def _targets(model, inputs, targets, batch_size) -> tuple[torch.Tensor, torch.Tensor]:
     """(targets (N,), original probability of each target (N,)); default target: predicted class."""
     probs = predict(model, inputs, batch_size)
@@ -288,55 +345,42 @@ def pixel_perturbation(
     h, w = x.shape[-2:]
     rows: list[dict] = []
     summary: dict = {}
-    for spec in specs:
-        scores = method_pixel_scores(
-            model,
-            x,
-            t,
-            spec,
-            rank_by=rank_by,
-            batch_size=batch_size,
-            seed=seed,
-            progress=progress,
-            activations=activations,
-        )
-        ranks = pixel_ranks(scores, seed=seed)
-        summary[spec.label] = {}
-        for order in orders:
-            curves = perturbation_curves(
-                model,
-                x,
-                t,
-                ranks,
-                fr,
-                order,
-                fill_fn,
-                batch_size=batch_size,
-                max_forward=max_forward,
-                progress=progress,
-                desc=f"{order} {spec.label}",
+    for spec, order, curves in method_curves(
+        model,
+        x,
+        t,
+        specs,
+        [(o, o) for o in orders],
+        fr,
+        fill_fn,
+        rank_by=rank_by,
+        batch_size=batch_size,
+        max_forward=max_forward,
+        seed=seed,
+        progress=progress,
+        activations=activations,
+    ):
+        drop = (p0.unsqueeze(1) - curves["prob"]).abs() / p0.clamp_min(1e-12).unsqueeze(1)
+        for i, f in enumerate(fr):
+            rows.append(
+                {
+                    "method": spec.label,
+                    "order": order,
+                    "fraction": f,
+                    "relative_drop": float(drop[:, i].mean()),
+                    "relative_drop_std": float(drop[:, i].std()) if len(drop) > 1 else 0.0,
+                    "prob": float(curves["prob"][:, i].mean()),
+                    "n": int(x.shape[0]),
+                }
             )
-            drop = (p0.unsqueeze(1) - curves["prob"]).abs() / p0.clamp_min(1e-12).unsqueeze(1)
-            for i, f in enumerate(fr):
-                rows.append(
-                    {
-                        "method": spec.label,
-                        "order": order,
-                        "fraction": f,
-                        "relative_drop": float(drop[:, i].mean()),
-                        "relative_drop_std": float(drop[:, i].std()) if len(drop) > 1 else 0.0,
-                        "prob": float(curves["prob"][:, i].mean()),
-                        "n": int(x.shape[0]),
-                    }
-                )
-            mean_drop = drop.mean(0).tolist()
-            xs, ys = [0.0] + fr, [0.0] + mean_drop
-            small = [(a, b) for a, b in zip(xs, ys) if a <= 0.1 + 1e-9]
-            summary[spec.label][order] = {
-                "area_0_10": trapezoid([b for _, b in small], [a for a, _ in small]),
-                "area": trapezoid(ys, xs),
-                "drop_at_10": mean_drop[fr.index(0.1)] if 0.1 in fr else None,
-            }
+        mean_drop = drop.mean(0).tolist()
+        xs, ys = [0.0] + fr, [0.0] + mean_drop
+        small = [(a, b) for a, b in zip(xs, ys) if a <= 0.1 + 1e-9]
+        summary.setdefault(spec.label, {})[order] = {
+            "area_0_10": trapezoid([b for _, b in small], [a for a, _ in small]),
+            "area": trapezoid(ys, xs),
+            "drop_at_10": mean_drop[fr.index(0.1)] if 0.1 in fr else None,
+        }
     meta = {
         **PROTOCOL.to_dict(),
         "settings": {
@@ -380,57 +424,46 @@ def deletion_insertion(
     x = _check_inputs(inputs)
     if steps < 1:
         raise UserError(f"steps must be >= 1, got {steps}")
+    for curve in curves:
+        if curve not in ("deletion", "insertion"):
+            raise UserError(f"curves must be 'deletion' and/or 'insertion', got {curve!r}")
     fr = [i / steps for i in range(steps + 1)]
     specs = resolve_methods(methods)
     t, _ = _targets(model, x, targets, batch_size)
     fill_fn, fill_desc = make_fill(baseline, x)
     rows: list[dict] = []
     summary: dict = {}
-    for spec in specs:
-        scores = method_pixel_scores(
-            model,
-            x,
-            t,
-            spec,
-            rank_by=rank_by,
-            batch_size=batch_size,
-            seed=seed,
-            progress=progress,
-            activations=activations,
-        )
-        ranks = pixel_ranks(scores, seed=seed)
-        summary[spec.label] = {}
-        for curve in curves:
-            if curve not in ("deletion", "insertion"):
-                raise UserError(f"curves must be 'deletion' and/or 'insertion', got {curve!r}")
-            order = "morf" if curve == "deletion" else "keep"
-            res = perturbation_curves(
-                model,
-                x,
-                t,
-                ranks,
-                fr,
-                order,
-                fill_fn,
-                batch_size=batch_size,
-                max_forward=max_forward,
-                progress=progress,
-                desc=f"{curve} {spec.label}",
+    for spec, curve, res in method_curves(
+        model,
+        x,
+        t,
+        specs,
+        [(c, "morf" if c == "deletion" else "keep") for c in curves],
+        fr,
+        fill_fn,
+        rank_by=rank_by,
+        batch_size=batch_size,
+        max_forward=max_forward,
+        seed=seed,
+        progress=progress,
+        activations=activations,
+    ):
+        acc = (res["pred"] == t.unsqueeze(1)).float()
+        for i, f in enumerate(fr):
+            rows.append(
+                {
+                    "method": spec.label,
+                    "curve": curve,
+                    "fraction": f,
+                    "prob": float(res["prob"][:, i].mean()),
+                    "prob_std": float(res["prob"][:, i].std()) if len(x) > 1 else 0.0,
+                    "accuracy": float(acc[:, i].mean()),
+                    "n": int(x.shape[0]),
+                }
             )
-            acc = (res["pred"] == t.unsqueeze(1)).float()
-            for i, f in enumerate(fr):
-                rows.append(
-                    {
-                        "method": spec.label,
-                        "curve": curve,
-                        "fraction": f,
-                        "prob": float(res["prob"][:, i].mean()),
-                        "prob_std": float(res["prob"][:, i].std()) if len(x) > 1 else 0.0,
-                        "accuracy": float(acc[:, i].mean()),
-                        "n": int(x.shape[0]),
-                    }
-                )
-            summary[spec.label][curve] = {"auc": trapezoid(res["prob"].mean(0).tolist(), fr)}
+        summary.setdefault(spec.label, {})[curve] = {
+            "auc": trapezoid(res["prob"].mean(0).tolist(), fr)
+        }
     meta = {
         **DELETION_INSERTION.to_dict(),
         "settings": {

@@ -20,14 +20,14 @@ import torch
 
 from pathwaygrad.errors import UserError
 from pathwaygrad.evaluation._meta import HIGHER, LOWER, ProtocolInfo
-from pathwaygrad.evaluation._methods import method_pixel_scores, resolve_methods
-from pathwaygrad.evaluation._ranking import pixel_ranks
+from pathwaygrad.evaluation._methods import resolve_methods
 from pathwaygrad.evaluation._results import ResultTable
 from pathwaygrad.evaluation.imputation import NEIGHBOUR_WEIGHTS, make_generator, noisy_linear_impute
 from pathwaygrad.evaluation.perturbation import (
     _check_fractions,
+    _check_inputs,
     _targets,
-    perturbation_curves,
+    method_curves,
     trapezoid,
 )
 
@@ -80,9 +80,10 @@ def road(
     ``prob`` (mean probability of the target class), ``n``. ``summary[method][order]``:
     ``area`` (trapezoid of accuracy over the fractions given) and ``mean_accuracy``.
     """
-    x = torch.as_tensor(inputs)
-    if x.ndim != 4 or not x.is_floating_point():
-        raise UserError(f"inputs must be a float tensor (N, C, H, W), got {tuple(x.shape)}")
+    x = _check_inputs(inputs)
+    for order in orders:
+        if order not in ("morf", "lerf"):
+            raise UserError(f"orders must be 'morf' and/or 'lerf', got {order!r}")
     fr = _check_fractions(fractions)
     if max(fr) >= 1.0:
         raise UserError(
@@ -105,53 +106,39 @@ def road(
 
     rows: list[dict] = []
     summary: dict = {}
-    for spec in specs:
-        scores = method_pixel_scores(
-            model,
-            x,
-            t,
-            spec,
-            rank_by=rank_by,
-            batch_size=batch_size,
-            seed=seed,
-            progress=progress,
-            activations=activations,
-        )
-        ranks = pixel_ranks(scores, seed=seed)
-        summary[spec.label] = {}
-        for order in orders:
-            if order not in ("morf", "lerf"):
-                raise UserError(f"orders must be 'morf' and/or 'lerf', got {order!r}")
-            res = perturbation_curves(
-                model,
-                x,
-                t,
-                ranks,
-                fr,
-                order,
-                impute_fill,
-                batch_size=batch_size,
-                max_forward=max_forward,
-                progress=progress,
-                desc=f"road {order} {spec.label}",
+    for spec, order, res in method_curves(
+        model,
+        x,
+        t,
+        specs,
+        [(o, o) for o in orders],
+        fr,
+        impute_fill,
+        rank_by=rank_by,
+        batch_size=batch_size,
+        max_forward=max_forward,
+        seed=seed,
+        progress=progress,
+        activations=activations,
+        prefix="road ",
+    ):
+        acc = (res["pred"] == y.unsqueeze(1)).float()
+        for i, f in enumerate(fr):
+            rows.append(
+                {
+                    "method": spec.label,
+                    "order": order,
+                    "fraction": f,
+                    "accuracy": float(acc[:, i].mean()),
+                    "prob": float(res["prob"][:, i].mean()),
+                    "n": int(x.shape[0]),
+                }
             )
-            acc = (res["pred"] == y.unsqueeze(1)).float()
-            for i, f in enumerate(fr):
-                rows.append(
-                    {
-                        "method": spec.label,
-                        "order": order,
-                        "fraction": f,
-                        "accuracy": float(acc[:, i].mean()),
-                        "prob": float(res["prob"][:, i].mean()),
-                        "n": int(x.shape[0]),
-                    }
-                )
-            curve = acc.mean(0).tolist()
-            summary[spec.label][order] = {
-                "area": trapezoid(curve, fr),
-                "mean_accuracy": float(np.mean(curve)),
-            }
+        curve = acc.mean(0).tolist()
+        summary.setdefault(spec.label, {})[order] = {
+            "area": trapezoid(curve, fr),
+            "mean_accuracy": float(np.mean(curve)),
+        }
     meta = {
         **PROTOCOL.to_dict(),
         "settings": {
