@@ -40,7 +40,6 @@ LAYERS: dict[str, int] = {
     "data": 2,
     "training": 2,
     "runs": 2,
-    "visualization": 2,
     "viz": 2,
     # 3: what users run: explaining images, analysis, evaluation, presets
     "explainee": 3,

@@ -43,7 +43,7 @@ _EXPORTS: dict[str, str] = {
     "pathway_gradient": "pathwaygrad.attribution.pathway_gradient",
     "pathway_logits": "pathwaygrad.selection",
     "parse_methods": "pathwaygrad.specs",
-    "reduce_channels": "pathwaygrad.visualization",
+    "reduce_channels": "pathwaygrad.viz",
     "resolve_activations": "pathwaygrad.sites",
     "score_neurons": "pathwaygrad.selection",
     "select_pathway": "pathwaygrad.selection",
@@ -105,7 +105,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; nothing of this runs at
         resolve_activations,
     )
     from pathwaygrad.specs import METHODS, MethodSpec, parse_methods
-    from pathwaygrad.visualization import reduce_channels
+    from pathwaygrad.viz import reduce_channels
 
     __version__: str
 

@@ -1,8 +1,9 @@
 """Figures of explanations: one image with its maps, or a grid of images (the demo's figure).
 
-Maps are drawn with the paper's single-channel reduction (:func:`pathwaygrad.reduce_channels`:
-red positive, blue negative, each map scaled by its max |value|). matplotlib is imported only here,
-only when a figure is drawn, with a non-interactive backend.
+Maps are drawn with the paper's single-channel reduction (:func:`reduce_channels`, also
+``pathwaygrad.reduce_channels``: red positive, blue negative, each map scaled by its max
+|value|). matplotlib is imported only here, only when a figure is drawn, with a non-interactive
+backend.
 """
 
 from __future__ import annotations
@@ -13,9 +14,23 @@ from typing import Any
 
 import torch
 
-from pathwaygrad.visualization import reduce_channels
+__all__ = ["explanation_figure", "grid_figure", "reduce_channels", "save_and_close"]
 
-__all__ = ["explanation_figure", "grid_figure", "save_and_close"]
+
+def reduce_channels(attr: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H, W): per pixel the channel value of largest magnitude, sign kept.
+
+    With ``normalize`` each map is divided by its max |value| (all-zero maps stay zero), so values
+    lie in [-1, 1] (paper section 2, "Display").
+    """
+    if attr.ndim != 4:
+        raise ValueError(f"expected a (B, C, H, W) map, got shape {tuple(attr.shape)}")
+    idx = attr.abs().argmax(dim=1, keepdim=True)
+    out = attr.gather(1, idx).squeeze(1)
+    if normalize:
+        peak = out.abs().flatten(1).max(dim=1).values.clamp(min=torch.finfo(out.dtype).tiny)
+        out = out / peak.view(-1, 1, 1)
+    return out
 
 
 def _pyplot():
