@@ -7,9 +7,11 @@ fingerprint and the explaining model's weight fingerprint. A map whose key match
 recomputed; maps of other data or another model are recomputed, never reused.
 
 The computation is split into shards (ranges of whole batches, see :class:`MapShard`); an
-executor that ``shards_maps`` (Ray) runs them as parallel tasks, the others run one shard per
-split in this process. Shards start at multiples of the batch sizes, so the batches, and so the
-maps, are the same whichever way they are computed.
+executor that ``shards_maps`` (Ray) runs them as parallel tasks, the others run them one after the
+other in this process. Shards start at multiples of the batch sizes, so the batches, and so the
+maps, are the same whichever way they are computed. Every finished shard is kept on disk
+(``.../shards/``, with its cache key) until its split is complete, so a killed run loses at most
+the shard in progress.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pathwaygrad._io import load_json, save_npy, write_json
+from pathwaygrad._io import load_json, load_npy, save_npy, write_json
 from pathwaygrad.evaluation._executor import Executor, Job, array_input
 from pathwaygrad.evaluation._methods import explain_in_batches, predict
 from pathwaygrad.evaluation._ranking import pixel_scores
@@ -87,6 +89,21 @@ def _paths(root: Path, spec: MethodSpec, split: str, rank_by: str) -> tuple[Path
     return folder / f"{split}_{rank_by}.npy", folder / f"{split}_{rank_by}.json"
 
 
+def _shard_paths(path: Path, start: int, stop: int) -> tuple[Path, Path]:
+    """Where the finished shard ``start:stop`` of the map at ``path`` waits for its split."""
+    stem = path.parent / "shards" / f"{path.stem}_{start:08d}_{stop:08d}"
+    return stem.with_suffix(".npy"), stem.with_suffix(".json")
+
+
+def _finished_shard(path: Path, start: int, stop: int, key: dict, hw: tuple[int, ...]):
+    """The scores of a shard finished by an earlier run under the same key, else None."""
+    npy, meta = _shard_paths(path, start, stop)
+    if not (npy.exists() and meta.exists()) or load_json(meta).get("key") != key:
+        return None
+    scores = load_npy(npy)
+    return scores if scores.shape == (stop - start, *hw) else None
+
+
 @dataclass(frozen=True)
 class MapShard:
     """Pixel scores of ``spec`` for the images ``start:stop`` of one split.
@@ -127,7 +144,7 @@ def map_shard(*, settings: MapShard, inputs: dict[str, Any]) -> np.ndarray:
         s.spec,
         batch_size=s.batch_size,
         progress=s.progress,
-        desc=f"maps {s.spec.label} ({s.split})",
+        desc=f"maps {s.spec.label} ({s.split} {s.start}-{s.stop})",
         activations=s.activations,
     ):
         scores[start : start + maps.shape[0]] = pixel_scores(maps, s.rank_by, size=(h, w)).numpy()
@@ -140,6 +157,19 @@ def _bounds(n: int, batch_size: int, shard_images: int | None) -> list[tuple[int
     align = math.lcm(batch_size, max(256, batch_size))
     size = max(align, -(-shard_images // align) * align)
     return [(a, min(n, a + size)) for a in range(0, n, size)]
+
+
+def _complete(entry: dict) -> None:
+    """Write a split's whole map and its key; drop the shards it was assembled from."""
+    save_npy(entry["path"], entry["scores"])
+    write_json(
+        entry["meta"],
+        {"key": entry["key"], "shape": list(entry["scores"].shape), "dtype": "float32"},
+    )
+    entry["scores"] = None
+    stem = entry["path"].stem
+    for f in (entry["path"].parent / "shards").glob(f"{stem}_*"):
+        f.unlink(missing_ok=True)
 
 
 def compute_maps(
@@ -160,9 +190,10 @@ def compute_maps(
 ) -> dict[str, dict[str, str]]:
     """Train and test pixel scores of every spec (cached); returns label -> split -> ``.npy`` path.
 
-    Missing maps are computed as :class:`MapShard` jobs: through ``executor`` when it
-    ``shards_maps`` (``shard_images`` images per job, rounded to whole batches), else in this
-    process, one job per split. ``activations``: the activation kinds pathway methods select in.
+    Missing maps are computed as :class:`MapShard` jobs of ``shard_images`` images (rounded to
+    whole batches): through ``executor`` when it ``shards_maps``, else in this process, one after
+    the other. Finished shards are kept until their split is complete (resumable).
+    ``activations``: the activation kinds pathway methods select in.
     """
     sharded = executor is not None and executor.shards_maps
     out: dict[str, dict[str, str]] = {}
@@ -178,9 +209,9 @@ def compute_maps(
             if path.exists() and meta_path.exists() and load_json(meta_path).get("key") == key:
                 continue
             n = data.size(split)
-            bounds = _bounds(n, batch_size, shard_images if sharded else None)
+            bounds = _bounds(n, batch_size, shard_images)
             h, w = data.shape[1:]
-            pending[(spec.label, split)] = {
+            entry = pending[(spec.label, split)] = {
                 "scores": np.empty((n, h, w), dtype=np.float32),
                 "left": len(bounds),
                 "path": path,
@@ -189,6 +220,11 @@ def compute_maps(
             }
             inputs = {**data.split(split), "model": model}
             for a, b in bounds:
+                kept = _finished_shard(path, a, b, key, (h, w))
+                if kept is not None:  # finished by an earlier, interrupted run
+                    entry["scores"][a:b] = kept
+                    entry["left"] -= 1
+                    continue
                 settings = MapShard(
                     spec=spec,
                     split=split,
@@ -203,6 +239,9 @@ def compute_maps(
                 )
                 key_ = f"maps-{safe_name(spec.label)}-{split}-{a}"
                 jobs.append(Job(key_, map_shard, {"settings": settings}, inputs))
+    for entry in pending.values():
+        if entry["left"] == 0:  # every shard was kept: only the assembling was left
+            _complete(entry)
     if not jobs:
         return out
     bar = None
@@ -217,12 +256,11 @@ def compute_maps(
         entry["scores"][s.start : s.stop] = scores
         entry["left"] -= 1
         if entry["left"] == 0:
-            save_npy(entry["path"], entry["scores"])
-            write_json(
-                entry["meta"],
-                {"key": entry["key"], "shape": list(entry["scores"].shape), "dtype": "float32"},
-            )
-            entry["scores"] = None
+            _complete(entry)
+        else:  # kept until the split is complete: a killed run resumes from here
+            npy, meta = _shard_paths(entry["path"], s.start, s.stop)
+            save_npy(npy, scores)
+            write_json(meta, {"key": entry["key"], "start": s.start, "stop": s.stop})
         if bar is not None:
             bar.update(1)
 
