@@ -240,6 +240,19 @@ def test_claim_report_from_a_run_folder(tmp_path):
     assert json.loads((out / "results.json").read_text())["verdict"]["verdict"] == FAILS
 
 
+def test_claim_report_of_a_run_in_progress_says_so(tmp_path):
+    """Only the base model finished: the report gives its accuracy, no table, and no verdict."""
+    from pathwaygrad.reproduce.claim import write_claim_report
+
+    run = tmp_path / "run"
+    _write_results(run, [("base", "base", 0.0, 0.7727)])
+    res = write_claim_report(run, tmp_path / "claim")
+    assert res["verdict"]["verdict"] == INCONCLUSIVE and res["cells_done"] == 0
+    report = (tmp_path / "claim" / "report.md").read_text()
+    assert "77.27 %" in report and "No retrain cell has finished yet" in report
+    assert "| method |  |" not in report
+
+
 @pytest.mark.slow
 def test_tiny_claim_preset_runs_and_writes_its_report(tmp_path):
     """A tiny version of the `claim` preset: the same code path, a tiny ResNet-8, 1 epoch."""

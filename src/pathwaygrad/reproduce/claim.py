@@ -72,6 +72,8 @@ def summarize(cells: dict) -> dict:
 
 def _table(summary: dict) -> list[str]:
     acc = summary["acc"]
+    if not acc:
+        return ["No retrain cell has finished yet (the run is in progress or was interrupted)."]
     fractions = sorted({f for (_, f) in acc})
     methods = [*CLAIM_BASELINES, *PATHWAY_METHODS, "random_ranking"]
     methods = [m for m in methods if any((m, f) in acc for f in fractions)]
@@ -107,6 +109,8 @@ def _plot(summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     acc = summary["acc"]
+    if not acc:
+        return ["No retrain cell has finished yet (the run is in progress or was interrupted)."]
     fractions = sorted({f for (_, f) in acc})
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for m in [*CLAIM_BASELINES, *PATHWAY_METHODS, "random_ranking"]:
