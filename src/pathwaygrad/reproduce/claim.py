@@ -109,8 +109,6 @@ def _plot(summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     acc = summary["acc"]
-    if not acc:
-        return ["No retrain cell has finished yet (the run is in progress or was interrupted)."]
     fractions = sorted({f for (_, f) in acc})
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for m in [*CLAIM_BASELINES, *PATHWAY_METHODS, "random_ranking"]:
