@@ -255,19 +255,19 @@ def train_classifier(
     best_state: dict | None = None
     start_epoch = 0
 
-    settings = {
+    settings: dict[str, object] = {
         "batch_size": int(batch_size),
         "lr": float(lr),
         "weight_decay": float(weight_decay),
         "lr_step": int(lr_step),
         "lr_gamma": float(lr_gamma),
-        # one-cycle spans the whole run: its epochs are part of the schedule
-        "schedule": f"onecycle over {epochs} epochs" if schedule == "onecycle" else schedule,
         "augment": bool(augment),
         "seed": int(seed),
         "train_size": _len(train_set),
         "val_size": _len(val_set) if val_set is not None else None,
     }
+    if per_batch:  # one-cycle spans the whole run: its epochs are part of the schedule
+        settings["schedule"] = f"onecycle over {epochs} epochs"  # (absent: step, as before)
     ckpt_path = Path(checkpoint_dir) / LAST_CHECKPOINT if checkpoint_dir is not None else None
     if ckpt_path is not None and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)

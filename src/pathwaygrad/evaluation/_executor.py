@@ -203,9 +203,9 @@ class LocalProcessExecutor(Executor):
     """A pool of ``workers`` local processes (``spawn`` start method), ``threads`` torch threads each.
 
     Defaults: as many workers as CPU cores divided by ``threads`` (never more than the number of
-    jobs), and the cores shared evenly between the configured workers. With one worker the jobs still run in a child
-    process, which keeps the caller's process clean of training state. Workers die with the
-    calling process (see the module docstring).
+    jobs), and the cores shared evenly between the configured workers. With one worker the jobs
+    still run in a child process, which keeps the caller's process clean of training state.
+    Workers die with the calling process (see the module docstring).
     """
 
     def __init__(
