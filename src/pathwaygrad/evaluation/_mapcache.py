@@ -151,9 +151,8 @@ def map_shard(*, settings: MapShard, inputs: dict[str, Any]) -> np.ndarray:
     return scores
 
 
-def _bounds(n: int, batch_size: int, shard_images: int | None) -> list[tuple[int, int]]:
-    if shard_images is None:
-        return [(0, n)]
+def _bounds(n: int, batch_size: int, shard_images: int) -> list[tuple[int, int]]:
+    """Shards of about ``shard_images`` images, each starting at a multiple of the batch size."""
     align = math.lcm(batch_size, max(256, batch_size))
     size = max(align, -(-shard_images // align) * align)
     return [(a, min(n, a + size)) for a in range(0, n, size)]
