@@ -253,6 +253,25 @@ def test_claim_report_of_a_run_in_progress_says_so(tmp_path):
     assert "| method |  |" not in report
 
 
+def test_quick_report_roar_section_shows_the_claim_run_as_far_as_it_went(tmp_path):
+    """The quick report's ROAR section: no table while no claim cell has finished; a missing
+    cell shows as "-" (with the paper's figure) beside the finished ones."""
+    from pathwaygrad.reproduce.report import _roar_section
+
+    verdict = {"verdict": INCONCLUSIVE, "reason": "cells at t = 90 % missing"}
+    lines: list[str] = []
+    _roar_section({"claim": {"verdict": verdict, "base": 0.7727, "acc": {}}}, lines, tmp_path)
+    text = "\n".join(lines)
+    assert "77.3 %" in text and "No retrain cell of the claim run has finished yet" in text
+    assert "| method |" not in text
+    acc = {("gradient", 0.9): 0.5, ("neuron_mct", 0.9): 0.4, ("gradient", 0.5): 0.7}
+    lines = []
+    _roar_section({"claim": {"verdict": verdict, "base": 0.7727, "acc": acc}}, lines, tmp_path)
+    text = "\n".join(lines)
+    assert "| method | t=50 % | t=90 % |" in text and "No retrain cell" not in text
+    assert "| NeuronMCT | - (65.5) | 40.0 (44.4) |" in text
+
+
 @pytest.mark.slow
 def test_tiny_claim_preset_runs_and_writes_its_report(tmp_path):
     """A tiny version of the `claim` preset: the same code path, a tiny ResNet-8, 1 epoch."""

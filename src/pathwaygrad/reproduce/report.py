@@ -503,22 +503,10 @@ def _roar_section(res, lines, out) -> None:
             f"base model at {_fmt(claim['base'], True, 1)} % test accuracy, one retrain per cell. "
             f"**{v['verdict']}**: {v['reason']}.\n"
         )
-        lines.append(
-            "| method | " + " | ".join(f"t={100 * f:g} %" for f in _fractions(claim)) + " |"
-        )
-        lines.append("|---" * (len(_fractions(claim)) + 1) + "|")
-        for m in _methods(claim):
-            cells = []
-            for f in _fractions(claim):
-                a = claim["acc"].get((m, f))
-                ref = P.ROAR_ACCURACY.get(m)
-                pct = round(100 * f)
-                cell = "-" if a is None else f"{100 * a:.1f}"
-                if ref and pct in P.ROAR_FRACTIONS:
-                    cell += f" ({ref[P.ROAR_FRACTIONS.index(pct)]:.1f})"
-                cells.append(cell)
-            lines.append(f"| {_name(m)} | " + " | ".join(cells) + " |")
-        lines.append("\n(claim run, test accuracy %; the paper's ROAR figures in parentheses)\n")
+        if claim["acc"]:
+            _claim_table(claim, lines)
+        else:
+            lines.append("No retrain cell of the claim run has finished yet.\n")
         lines.append("The quick preset's own ROAR / KAR below is a protocol demonstration.\n")
     for mode in ("roar", "kar"):
         t = res.get(mode)
@@ -561,6 +549,25 @@ def _roar_section(res, lines, out) -> None:
             "paper gives no KAR figures.)\n"
         )
     _figure(out, "roar_kar/roar_kar.png", lines, "ROAR and KAR accuracy vs fraction")
+
+
+def _claim_table(claim: dict, lines: list[str]) -> None:
+    """The claim run's ROAR accuracies, method x fraction, the paper's in parentheses."""
+    fractions = _fractions(claim)
+    lines.append("| method | " + " | ".join(f"t={100 * f:g} %" for f in fractions) + " |")
+    lines.append("|---" * (len(fractions) + 1) + "|")
+    for m in _methods(claim):
+        cells = []
+        for f in fractions:
+            a = claim["acc"].get((m, f))
+            ref = P.ROAR_ACCURACY.get(m)
+            pct = round(100 * f)
+            cell = "-" if a is None else f"{100 * a:.1f}"
+            if ref and pct in P.ROAR_FRACTIONS:
+                cell += f" ({ref[P.ROAR_FRACTIONS.index(pct)]:.1f})"
+            cells.append(cell)
+        lines.append(f"| {_name(m)} | " + " | ".join(cells) + " |")
+    lines.append("\n(claim run, test accuracy %; the paper's ROAR figures in parentheses)\n")
 
 
 def _fractions(t: dict) -> list[float]:
