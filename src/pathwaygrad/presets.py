@@ -441,6 +441,8 @@ REPRODUCTION: dict[str, ReproductionPreset] = {
             executor="local",
             map_batch_size=64,
         ),
-        expected_minutes=240,
+        # measured on 2 CPU cores: base model 40 min, maps 2-3 min (Gradient, GBP), 5 min
+        # (NeuronMCT), about 56 min each (IG, NeuronIntGrad), each retrain 26-31 min, two at a time
+        expected_minutes=360,
     ),
 }

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
             "its headline. "
             "Presets: 'quick' (about 40 minutes on 2 idle CPU cores), 'paper' (the paper's "
             "settings; days on a CPU), 'claim' (the ROAR claim of section 3.5 on a ResNet-8 that "
-            "reaches >= 75 %%: about 2.5 hours on 2 CPU cores; writes the claim report), 'tiny' "
+            "reaches >= 75 %%: about 6 hours on 2 CPU cores; writes the claim report), 'tiny' "
             "(synthetic data and a tiny model, for tests). Resumable: rerun the same command "
             "after an interruption and finished steps (and ROAR cells) are kept."
         ),
