@@ -504,7 +504,10 @@ def _roar_section(res, lines, out) -> None:
             f"**{v['verdict']}**: {v['reason']}.\n"
         )
         if claim["acc"]:
-            _claim_table(claim, lines)
+            _accuracy_table(claim, lines, paper=True)
+            lines.append(
+                "\n(claim run, test accuracy %; the paper's ROAR figures in parentheses)\n"
+            )
         else:
             lines.append("No retrain cell of the claim run has finished yet.\n")
         lines.append("The quick preset's own ROAR / KAR below is a protocol demonstration.\n")
@@ -512,7 +515,6 @@ def _roar_section(res, lines, out) -> None:
         t = res.get(mode)
         if not t:
             continue
-        fractions = _fractions(t)
         lines.append(
             f"**{mode.upper()}**, test accuracy % (mean ± std where repeated); base model "
             f"{_fmt(t['base'], True, 1)} %"
@@ -524,24 +526,7 @@ def _roar_section(res, lines, out) -> None:
                 "keep the most.\n"
             )
         )
-        lines.append("| method | " + " | ".join(f"t={100 * f:g} %" for f in fractions) + " |")
-        lines.append("|---" * (len(fractions) + 1) + "|")
-        for m in _methods(t):
-            cells = []
-            for f in fractions:
-                a = t["acc"].get((m, f))
-                if a is None:
-                    cell = "-"
-                elif t["repeats"].get((m, f), 1) > 1:
-                    cell = f"{100 * a:.1f} ± {100 * t['std'][(m, f)]:.1f}"
-                else:
-                    cell = f"{100 * a:.1f}"
-                ref = P.ROAR_ACCURACY.get(m)
-                pct = round(100 * f)
-                if mode == "roar" and ref and pct in P.ROAR_FRACTIONS:
-                    cell += f" ({ref[P.ROAR_FRACTIONS.index(pct)]:.1f})"
-                cells.append(cell)
-            lines.append(f"| {_name(m)} | " + " | ".join(cells) + " |")
+        _accuracy_table(t, lines, paper=mode == "roar")
         lines.append(
             "\n(the paper's ROAR figures in parentheses)\n"
             if mode == "roar"
@@ -551,23 +536,28 @@ def _roar_section(res, lines, out) -> None:
     _figure(out, "roar_kar/roar_kar.png", lines, "ROAR and KAR accuracy vs fraction")
 
 
-def _claim_table(claim: dict, lines: list[str]) -> None:
-    """The claim run's ROAR accuracies, method x fraction, the paper's in parentheses."""
-    fractions = _fractions(claim)
+def _accuracy_table(t: dict, lines: list[str], *, paper: bool) -> None:
+    """A ROAR / KAR accuracy table, method x fraction (mean ± std where repeated); with
+    ``paper`` the paper's ROAR figure in parentheses."""
+    fractions = _fractions(t)
     lines.append("| method | " + " | ".join(f"t={100 * f:g} %" for f in fractions) + " |")
     lines.append("|---" * (len(fractions) + 1) + "|")
-    for m in _methods(claim):
+    for m in _methods(t):
         cells = []
         for f in fractions:
-            a = claim["acc"].get((m, f))
+            a = t["acc"].get((m, f))
+            if a is None:
+                cell = "-"
+            elif t.get("repeats", {}).get((m, f), 1) > 1:
+                cell = f"{100 * a:.1f} ± {100 * t['std'][(m, f)]:.1f}"
+            else:
+                cell = f"{100 * a:.1f}"
             ref = P.ROAR_ACCURACY.get(m)
             pct = round(100 * f)
-            cell = "-" if a is None else f"{100 * a:.1f}"
-            if ref and pct in P.ROAR_FRACTIONS:
+            if paper and ref and pct in P.ROAR_FRACTIONS:
                 cell += f" ({ref[P.ROAR_FRACTIONS.index(pct)]:.1f})"
             cells.append(cell)
         lines.append(f"| {_name(m)} | " + " | ".join(cells) + " |")
-    lines.append("\n(claim run, test accuracy %; the paper's ROAR figures in parentheses)\n")
 
 
 def _fractions(t: dict) -> list[float]:
