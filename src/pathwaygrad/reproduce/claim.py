@@ -71,29 +71,14 @@ def summarize(cells: dict) -> dict:
 
 
 def _table(summary: dict) -> list[str]:
+    from pathwaygrad.reproduce.report import accuracy_table
+
     acc = summary["acc"]
     if not acc:
         return ["No retrain cell has finished yet (the run is in progress or was interrupted)."]
-    fractions = sorted({f for (_, f) in acc})
-    methods = [*CLAIM_BASELINES, *PATHWAY_METHODS, "random_ranking"]
-    methods = [m for m in methods if any((m, f) in acc for f in fractions)]
-    lines = ["| method | " + " | ".join(f"t = {100 * f:g} %" for f in fractions) + " |"]
-    lines.append("|---" * (len(fractions) + 1) + "|")
-    for m in methods:
-        cells = []
-        for f in fractions:
-            a = acc.get((m, f))
-            cell = "-" if a is None else f"{100 * a:.2f}"
-            sd = summary["std"].get((m, f))
-            if a is not None and sd is not None:
-                cell += f" ± {100 * sd:.2f}"
-            ref = P.ROAR_ACCURACY.get(m)
-            pct = round(100 * f)
-            if ref and pct in P.ROAR_FRACTIONS:
-                cell += f" ({ref[P.ROAR_FRACTIONS.index(pct)]:.2f})"
-            cells.append(cell)
-        lines.append(f"| {_display(m)} | " + " | ".join(cells) + " |")
-    return lines
+    order = [*CLAIM_BASELINES, *PATHWAY_METHODS, "random_ranking"]
+    methods = [m for m in order if any(k[0] == m for k in acc)]
+    return accuracy_table(summary, paper=True, digits=2, methods=methods)
 
 
 def _display(m: str) -> str:

@@ -504,7 +504,7 @@ def _roar_section(res, lines, out) -> None:
             f"**{v['verdict']}**: {v['reason']}.\n"
         )
         if claim["acc"]:
-            _accuracy_table(claim, lines, paper=True)
+            lines += accuracy_table(claim, paper=True)
             lines.append(
                 "\n(claim run, test accuracy %; the paper's ROAR figures in parentheses)\n"
             )
@@ -526,7 +526,7 @@ def _roar_section(res, lines, out) -> None:
                 "keep the most.\n"
             )
         )
-        _accuracy_table(t, lines, paper=mode == "roar")
+        lines += accuracy_table(t, paper=mode == "roar")
         lines.append(
             "\n(the paper's ROAR figures in parentheses)\n"
             if mode == "roar"
@@ -536,28 +536,33 @@ def _roar_section(res, lines, out) -> None:
     _figure(out, "roar_kar/roar_kar.png", lines, "ROAR and KAR accuracy vs fraction")
 
 
-def _accuracy_table(t: dict, lines: list[str], *, paper: bool) -> None:
-    """A ROAR / KAR accuracy table, method x fraction (mean ± std where repeated); with
-    ``paper`` the paper's ROAR figure in parentheses."""
+def accuracy_table(
+    t: dict, *, paper: bool, digits: int = 1, methods: list[str] | None = None
+) -> list[str]:
+    """The lines of a ROAR / KAR accuracy table, method x fraction, in % with ``digits``
+    decimals (mean ± sd where a cell was repeated); with ``paper`` the paper's ROAR figure in
+    parentheses. ``t``: ``{"acc": {(method, fraction): mean}, "std": ..., "repeats": ...}``;
+    ``methods``: the rows in order (default: the paper's methods first, then by name)."""
     fractions = _fractions(t)
-    lines.append("| method | " + " | ".join(f"t={100 * f:g} %" for f in fractions) + " |")
+    lines = ["| method | " + " | ".join(f"t={100 * f:g} %" for f in fractions) + " |"]
     lines.append("|---" * (len(fractions) + 1) + "|")
-    for m in _methods(t):
+    for m in _methods(t) if methods is None else methods:
         cells = []
         for f in fractions:
             a = t["acc"].get((m, f))
             if a is None:
                 cell = "-"
             elif t.get("repeats", {}).get((m, f), 1) > 1:
-                cell = f"{100 * a:.1f} ± {100 * t['std'][(m, f)]:.1f}"
+                cell = f"{100 * a:.{digits}f} ± {100 * t['std'][(m, f)]:.{digits}f}"
             else:
-                cell = f"{100 * a:.1f}"
+                cell = f"{100 * a:.{digits}f}"
             ref = P.ROAR_ACCURACY.get(m)
             pct = round(100 * f)
             if paper and ref and pct in P.ROAR_FRACTIONS:
-                cell += f" ({ref[P.ROAR_FRACTIONS.index(pct)]:.1f})"
+                cell += f" ({ref[P.ROAR_FRACTIONS.index(pct)]:.{digits}f})"
             cells.append(cell)
         lines.append(f"| {_name(m)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _fractions(t: dict) -> list[float]:
