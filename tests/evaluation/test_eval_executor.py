@@ -7,12 +7,19 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from pathwaygrad.errors import UserError
-from pathwaygrad.evaluation._executor import LocalProcessExecutor, SequentialExecutor, make_executor
+from pathwaygrad.evaluation._executor import (
+    Job,
+    JobError,
+    LocalProcessExecutor,
+    SequentialExecutor,
+    make_executor,
+)
 
 from . import processes
 from .synthetic import mlp
@@ -129,3 +136,17 @@ def test_ray_executor_options_are_checked():
         RayExecutor(num_gpus=-1)
     assert not RayExecutor(address="auto").shares_files  # a cluster: data via the object store
     assert RayExecutor(address="auto", shared_files=True).shares_files
+
+
+def test_a_worker_that_dies_names_the_likely_causes_and_the_fix():
+    """A worker killed mid-job (here it exits; in practice OOM or a script without a main
+    guard) is a JobError that says why that happens and that rerunning keeps finished cells."""
+    done: list[str] = []
+    with pytest.raises(JobError) as err:
+        LocalProcessExecutor(workers=1, threads=1).run(
+            [Job("dies", partial(os._exit, 3))], lambda job, result: done.append(job.key)
+        )
+    text = str(err.value)
+    assert "job 'dies' failed: BrokenProcessPool" in text
+    assert 'if __name__ == "__main__":' in text and "finished cells are kept" in text
+    assert done == []

@@ -29,6 +29,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,9 +81,18 @@ def array_input(value: Any) -> Any:
 class JobError(RuntimeError):
     """A job raised; ``key`` names it and ``__cause__`` holds the original error."""
 
-    def __init__(self, key: str, exc: BaseException):
-        super().__init__(f"job {key!r} failed: {type(exc).__name__}: {exc}")
+    def __init__(self, key: str, exc: BaseException, hint: str | None = None):
+        text = f"job {key!r} failed: {type(exc).__name__}: {exc}"
+        super().__init__(f"{text}; {hint}" if hint else text)
         self.key = key
+
+
+#: Why a local worker process dies without an exception, and what to do.
+WORKER_DIED = (
+    "a worker process died (out of memory, killed, or, when the run is started from a script, "
+    'the script lacks `if __name__ == "__main__":` around the call: workers are spawned and '
+    "re-import it); fix that and run the same call again: finished cells are kept"
+)
 
 
 class Executor(abc.ABC):
@@ -256,7 +266,8 @@ class LocalProcessExecutor(Executor):
                         exc = fut.exception()
                         if exc is not None:
                             if failure is None:
-                                failure = JobError(job.key, exc)
+                                died = isinstance(exc, BrokenProcessPool)
+                                failure = JobError(job.key, exc, WORKER_DIED if died else None)
                                 failure.__cause__ = exc
                             continue
                         on_done(job, fut.result())
